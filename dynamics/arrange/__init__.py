@@ -1,0 +1,1 @@
+"""Arrangement stage: embeddings (Ray Data), similarity scores and orderings (SPEC §2)."""

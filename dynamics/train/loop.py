@@ -1,0 +1,221 @@
+"""The per-worker training loop: DeepSpeed on a Ray Train worker, ordered batches, in-loop test loss.
+
+Runs inside `TorchTrainer` (Ray Train V2). Ray has already created the process group (gloo on CPU, NCCL on
+GPU); DeepSpeed reuses it. Rank 0 writes every step's metrics to the trial's MLflow run; every rank calls
+`ray.train.report` once, at the end, with the final metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from dynamics.config import TrainConfig
+from dynamics.evaluate.loss import TestItem, TestLossEvaluator
+from dynamics.train.batching import collate, token_nll
+from dynamics.train.deepspeed_setup import deepspeed_config, lr_lambda
+from dynamics.train.sharding import StepPlan
+from dynamics.train.template import EncodedExample, encode
+
+
+@dataclass(frozen=True)
+class TrialInputs:
+    """Everything a worker needs, serialisable through `train_loop_config`."""
+
+    model_source: str
+    tokenizer_source: str
+    train: dict[str, Any]  # TrainConfig.model_dump()
+    train_ids: list[str]  # arranged order
+    train_messages: list[list[dict[str, str]]]
+    test_ids: list[str]
+    test_tasks: list[str]
+    test_categories: list[str]
+    test_messages: list[list[dict[str, str]]]
+    tracking_uri: str | None = None
+    run_id: str | None = None
+    trial_started_at: float | None = None  # time.time() when the Tune trial began, for start-up figures
+
+
+def _encode_train(inputs: TrialInputs, tokenizer, config: TrainConfig) -> tuple[list[int], list[EncodedExample]]:
+    """Encode the arranged items; those left without a reply token after truncation are dropped (counted)."""
+    kept_positions: list[int] = []
+    encoded: list[EncodedExample] = []
+    for position, messages in enumerate(inputs.train_messages):
+        example = encode(messages, tokenizer, config.template, config.max_length)
+        if example is not None:
+            kept_positions.append(position)
+            encoded.append(example)
+    return kept_positions, encoded
+
+
+def _encode_test(inputs: TrialInputs, tokenizer, config: TrainConfig) -> tuple[list[TestItem], int]:
+    items: list[TestItem] = []
+    dropped = 0
+    for messages, task, category in zip(
+        inputs.test_messages, inputs.test_tasks, inputs.test_categories, strict=True
+    ):
+        example = encode(messages, tokenizer, config.template, config.max_length)
+        if example is None:
+            dropped += 1
+        else:
+            items.append(TestItem(example, task, category))
+    return items, dropped
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Entry point given to `TorchTrainer`; `loop_config["inputs"]` is a TrialInputs."""
+    import deepspeed
+    import ray.train
+
+    from dynamics.models import load_model, load_tokenizer
+
+    inputs: TrialInputs = loop_config["inputs"]
+    config = TrainConfig.model_validate(inputs.train)
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(config.torch_threads)
+    started = time.perf_counter()
+
+    tokenizer = load_tokenizer(inputs.tokenizer_source, config.template)
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    model = load_model(inputs.model_source, tokenizer, dtype)
+    kept_positions, train_examples = _encode_train(inputs, tokenizer, config)
+    test_items, dropped_test = _encode_test(inputs, tokenizer, config)
+    plan = StepPlan(
+        num_items=len(train_examples),
+        global_batch_size=config.global_batch_size,
+        micro_batch_size=config.micro_batch_size,
+        world_size=world_size,
+        rank=rank,
+        epochs=config.epochs,
+    )
+    if plan.total_steps == 0:
+        raise ValueError(
+            f"{len(train_examples)} trainable items cannot fill one global batch of {config.global_batch_size}"
+        )
+
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, plan.total_steps))
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=scheduler,
+        config=deepspeed_config(config, plan),
+        dist_init_required=False,
+    )
+    evaluator = TestLossEvaluator(
+        test_items, config.eval_batch_size, rank, world_size, pad_id=tokenizer.pad_token_id
+    )
+    logger = _RankZeroLogger(inputs, rank)
+    logger.log(
+        {
+            "worker_setup_s": time.perf_counter() - started,
+            "startup_s": time.time() - (inputs.trial_started_at or time.time()),
+            "dropped_train_items": len(inputs.train_ids) - len(train_examples),
+            "dropped_tail_items": plan.dropped_per_epoch,
+            "dropped_test_items": dropped_test,
+            "total_steps": plan.total_steps,
+        },
+        step=0,
+    )
+
+    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+    consumed: list[list[int]] = []  # positions in the arrangement (before dropping), per step
+    tokens_seen = 0
+    step_started = time.perf_counter()
+    for step in range(plan.total_steps + 1):
+        if step % config.eval_every == 0 or step == plan.total_steps:
+            engine.eval()
+            metrics = evaluator.evaluate(forward)
+            engine.train()
+            logger.log(metrics, step)
+            logger.flush()
+        if step == plan.total_steps:
+            break
+        step_positions: list[int] = []
+        loss_sum = torch.zeros(2, dtype=torch.float64)  # [sum of token NLL, target tokens] on this rank
+        for micro in plan.micro_batches(step):
+            batch = collate([train_examples[p] for p in micro], tokenizer.pad_token_id)
+            nll_sum, count = token_nll(forward(batch), batch["labels"])
+            loss = nll_sum.sum() / count.sum()  # token-averaged per micro-batch (SPEC §3)
+            engine.backward(loss)
+            engine.step()
+            step_positions.extend(kept_positions[p] for p in micro)
+            loss_sum += torch.tensor([nll_sum.sum().item(), count.sum().item()], dtype=torch.float64)
+            tokens_seen += int(batch["attention_mask"].sum())
+        consumed.append(step_positions)
+        if world_size > 1:
+            dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
+        train_loss = float(loss_sum[0] / loss_sum[1])
+        if not math.isfinite(train_loss):
+            ids = [inputs.train_ids[p] for p in step_positions]
+            raise FloatingPointError(f"non-finite training loss at step {step + 1}; rank {rank} items {ids}")
+        elapsed = time.perf_counter() - step_started
+        throughput = tokens_seen * world_size / elapsed  # tokens/s over all ranks (ranks see equal shares)
+        logger.log({"train_loss": train_loss, "lr": scheduler.get_last_lr()[0], "tokens_per_s": throughput}, step + 1)
+    logger.write_consumed(_gather(consumed, world_size), inputs.train_ids)
+    logger.flush()
+    # One report per worker at the end: a report blocks until Ray Train's controller polls (~1-2 s), so
+    # per-step curves go straight to MLflow from rank 0 instead.
+    ray.train.report({"step": plan.total_steps, **metrics})
+
+
+def _gather(consumed: list[list[int]], world_size: int) -> list[list[list[int]]]:
+    """Every rank's own record of what it consumed, collected on all ranks."""
+    if world_size == 1:
+        return [consumed]
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, consumed)
+    return gathered
+
+
+class _RankZeroLogger:
+    """MLflow logging from rank 0 only; other ranks do nothing."""
+
+    def __init__(self, inputs: TrialInputs, rank: int):
+        self._buffer = None
+        self._client = None
+        self._run_id = inputs.run_id
+        if rank == 0 and inputs.run_id:
+            from mlflow.tracking import MlflowClient
+
+            from dynamics.tracking import MetricBuffer
+
+            self._client = MlflowClient(inputs.tracking_uri)
+            self._buffer = MetricBuffer(self._client, inputs.run_id)
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        if self._buffer is not None:
+            self._buffer.add(metrics, step)
+
+    def flush(self) -> None:
+        if self._buffer is not None:
+            self._buffer.flush()
+
+    def write_consumed(self, per_rank: list[list[list[int]]], train_ids: list[str]) -> None:
+        """The audit trail: per rank, per step, the arrangement positions and ids it trained on."""
+        if self._client is None:
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "consumed.json")
+            record = {
+                "world_size": len(per_rank),
+                "ranks": [
+                    [{"positions": step, "ids": [train_ids[p] for p in step]} for step in steps] for steps in per_rank
+                ],
+            }
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(record, handle)
+            self._client.log_artifact(self._run_id, path)

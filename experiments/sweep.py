@@ -1,0 +1,17 @@
+"""Run a study sweep: data volume × model size × permutation × seed, tracked in MLflow.
+
+Laptop (embedded local Ray, SQLite MLflow store, tiny built-in model and data; offline, minutes):
+    python experiments/sweep.py
+    python experiments/sweep.py --config experiments/configs/offline.yaml --set grid.seed=[0,1]
+
+Cluster (see cluster/README.md):
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python experiments/sweep.py --config experiments/configs/<study>.yaml
+"""
+
+import sys
+
+from dynamics.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["sweep", *sys.argv[1:]]))
