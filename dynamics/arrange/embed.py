@@ -65,13 +65,24 @@ def embedding_key(texts: list[str], config: ArrangeConfig) -> str:
     return digest.hexdigest()[:16]
 
 
+def _blocks(texts: list[str], batch_size: int, num_actors: int) -> list[pa.Table]:
+    """Blocks whose sizes are whole multiples of `batch_size`, so batch contents never depend on scheduling.
+
+    Several blocks per actor keep every actor of the pool busy.
+    """
+    table = pa.table({"row": np.arange(len(texts), dtype=np.int64), "text": texts})
+    batches = -(-len(texts) // batch_size)
+    per_block = max(1, -(-batches // (4 * num_actors))) * batch_size
+    return [table.slice(start, per_block) for start in range(0, max(len(texts), 1), per_block)]
+
+
 def embed_texts(texts: list[str], config: ArrangeConfig) -> np.ndarray:
     """(N, d) float32 embeddings of `texts`, in input order, computed by a Ray Data actor pool."""
     import ray.data
     from ray.data import ActorPoolStrategy
 
     started = time.perf_counter()
-    dataset = ray.data.from_arrow(pa.table({"row": np.arange(len(texts), dtype=np.int64), "text": texts}))
+    dataset = ray.data.from_arrow(_blocks(texts, config.batch_size, config.num_actors))
     embedded = dataset.map_batches(
         SentenceEmbedder,
         fn_constructor_kwargs={

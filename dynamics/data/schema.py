@@ -58,7 +58,7 @@ def validate_row(row: Mapping[str, Any], origin: str, row_index: int) -> None:
             fail(f"messages[{turn_index}].content", "expected a string")
     if not any(turn["role"] == "assistant" and turn["content"] for turn in messages):
         fail("messages", "no non-empty assistant reply: nothing to train or score on")
-    references = row.get("references", [])
+    references = row.get("references") or []
     if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
         fail("references", "expected a list of strings")
 

@@ -117,10 +117,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         test_items, config.eval_batch_size, rank, world_size, pad_id=tokenizer.pad_token_id
     )
     logger = _RankZeroLogger(inputs, rank)
+    setup = {"worker_setup_s": time.perf_counter() - started}
+    if inputs.trial_started_at is not None:
+        setup["startup_s"] = time.time() - inputs.trial_started_at  # trial start → ready for step 0
     logger.log(
-        {
-            "worker_setup_s": time.perf_counter() - started,
-            "startup_s": time.time() - (inputs.trial_started_at or time.time()),
+        setup
+        | {
             "dropped_train_items": len(inputs.train_ids) - len(train_examples),
             "dropped_tail_items": plan.dropped_per_epoch,
             "dropped_test_items": dropped_test,
@@ -145,7 +147,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if step == plan.total_steps:
             break
         step_positions: list[int] = []
-        loss_sum = torch.zeros(2, dtype=torch.float64)  # [sum of token NLL, target tokens] on this rank
+        step_sums = torch.zeros(3, dtype=torch.float64)  # [token NLL sum, target tokens, input tokens]
         for micro in plan.micro_batches(step):
             batch = collate([train_examples[p] for p in micro], tokenizer.pad_token_id)
             nll_sum, count = token_nll(forward(batch), batch["labels"])
@@ -153,17 +155,19 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             engine.backward(loss)
             engine.step()
             step_positions.extend(kept_positions[p] for p in micro)
-            loss_sum += torch.tensor([nll_sum.sum().item(), count.sum().item()], dtype=torch.float64)
-            tokens_seen += int(batch["attention_mask"].sum())
+            step_sums += torch.tensor(
+                [nll_sum.sum().item(), count.sum().item(), batch["attention_mask"].sum().item()], dtype=torch.float64
+            )
         consumed.append(step_positions)
         if world_size > 1:
-            dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
-        train_loss = float(loss_sum[0] / loss_sum[1])
+            dist.all_reduce(step_sums, op=dist.ReduceOp.SUM)
+        train_loss = float(step_sums[0] / step_sums[1])
+        tokens_seen += int(step_sums[2])
         if not math.isfinite(train_loss):
             ids = [inputs.train_ids[p] for p in step_positions]
             raise FloatingPointError(f"non-finite training loss at step {step + 1}; rank {rank} items {ids}")
         elapsed = time.perf_counter() - step_started
-        throughput = tokens_seen * world_size / elapsed  # tokens/s over all ranks (ranks see equal shares)
+        throughput = tokens_seen / elapsed  # tokens/s over all ranks, evaluation time included
         logger.log({"train_loss": train_loss, "lr": scheduler.get_last_lr()[0], "tokens_per_s": throughput}, step + 1)
     logger.write_consumed(_gather(consumed, world_size), inputs.train_ids)
     logger.flush()

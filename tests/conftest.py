@@ -1,0 +1,16 @@
+"""Test-wide environment: offline, loopback-only Ray, CPU DeepSpeed. Set before Ray or HF are imported."""
+
+import os
+
+for _key, _value in {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "DS_ACCELERATOR": "cpu",
+    "TOKENIZERS_PARALLELISM": "false",
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+    "MLFLOW_ALLOW_FILE_STORE": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
+os.environ.pop("RAY_ADDRESS", None)  # tests always start their own local cluster

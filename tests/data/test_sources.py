@@ -1,0 +1,191 @@
+"""Tests for the registered data sources (dynamics.data.sources) and the driver's checks before Ray starts.
+
+Run: `python -m pytest -q tests/data/test_sources.py`
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from dynamics.config import DataConfig, parse_config
+from dynamics.data.schema import CANONICAL_SCHEMA, split_of, to_table
+from dynamics.data.sources import SOURCES, DataError, load_examples
+
+
+def _row(index: int, split: str = "train", **fields: Any) -> dict[str, Any]:
+    row = {
+        "id": f"local/{index:03d}",
+        "source": "local",
+        "task": f"task_{index % 2}",
+        "category": "cat",
+        "split": split,
+        "messages": [
+            {"role": "user", "content": f"question {index}"},
+            {"role": "assistant", "content": f"answer {index}"},
+        ],
+        "references": [f"answer {index}"],
+    }
+    row.update(fields)
+    return row
+
+
+def _jsonl(tmp_path: Path, rows: list[dict[str, Any]], name: str = "examples.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def _canonical(path: Path) -> DataConfig:
+    return DataConfig(source="canonical", path=str(path))
+
+
+def _data_error(path: Path) -> str:
+    with pytest.raises(DataError) as caught:
+        load_examples(_canonical(path), seed=0)
+    return str(caught.value)
+
+
+def test_registry_holds_builtin_and_canonical() -> None:
+    assert {"builtin", "canonical"} <= set(SOURCES)
+
+
+def test_builtin_source_returns_both_splits() -> None:
+    table = load_examples(DataConfig(source="builtin", per_train_task=3, per_test_task=2), seed=0)
+    assert table.schema == CANONICAL_SCHEMA
+    splits = Counter(table.column("split").to_pylist())
+    train_tasks = set(split_of(table, "train").column("task").to_pylist())
+    test_tasks = set(split_of(table, "test").column("task").to_pylist())
+    assert splits["train"] == 3 * len(train_tasks)
+    assert splits["test"] == 2 * len(test_tasks)
+    assert train_tasks and test_tasks and not train_tasks & test_tasks
+
+
+def test_builtin_source_follows_the_seed() -> None:
+    config = DataConfig(source="builtin", per_train_task=2, per_test_task=1)
+    assert load_examples(config, seed=3).equals(load_examples(config, seed=3))
+    assert not load_examples(config, seed=3).equals(load_examples(config, seed=4))
+
+
+def test_canonical_jsonl_round_trips(tmp_path: Path) -> None:
+    rows = [_row(0), _row(1), _row(2, split="test"), _row(3, split="valid")]
+    table = load_examples(_canonical(_jsonl(tmp_path, rows)), seed=0)
+    assert table.schema == CANONICAL_SCHEMA
+    assert table.column("id").to_pylist() == ["local/000", "local/001", "local/002", "local/003"]
+    assert table.column("split").to_pylist() == ["train", "train", "test", "valid"]
+    assert table.column("messages").to_pylist()[2][1] == {"role": "assistant", "content": "answer 2"}
+    assert table.column("answer").to_pylist() == [None] * 4
+
+
+def test_canonical_parquet_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "examples.parquet"
+    pq.write_table(to_table([_row(0), _row(1, split="test")], origin="fixture"), path)
+    table = load_examples(_canonical(path), seed=0)
+    assert table.column("id").to_pylist() == ["local/000", "local/001"]
+
+
+def test_empty_test_split_names_file_and_split(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, [_row(0), _row(1), _row(2, split="valid")])
+    message = _data_error(path)
+    assert str(path) in message
+    assert "'test' split is empty" in message
+
+
+def test_empty_train_split_names_file_and_split(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, [_row(0, split="test")])
+    message = _data_error(path)
+    assert str(path) in message
+    assert "'train' split is empty" in message
+
+
+def test_row_missing_messages_names_file_row_and_field(tmp_path: Path) -> None:
+    broken = _row(2, split="test")
+    del broken["messages"]
+    path = _jsonl(tmp_path, [_row(0), _row(1, split="test"), broken])
+    message = _data_error(path)
+    assert str(path) in message
+    assert "row 2" in message
+    assert "'messages'" in message
+
+
+def test_empty_assistant_reply_is_rejected(tmp_path: Path) -> None:
+    silent = _row(1, messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}])
+    path = _jsonl(tmp_path, [_row(0), silent, _row(2, split="test")])
+    message = _data_error(path)
+    assert str(path) in message
+    assert "row 1" in message
+    assert "no non-empty assistant reply" in message
+
+
+def test_unknown_role_is_rejected(tmp_path: Path) -> None:
+    odd = _row(1, messages=[{"role": "system", "content": "x"}, {"role": "assistant", "content": "y"}])
+    path = _jsonl(tmp_path, [_row(0), odd, _row(2, split="test")])
+    message = _data_error(path)
+    assert "row 1" in message and "messages[0].role" in message
+
+
+def test_duplicate_ids_name_both_rows(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, [_row(0), _row(1, split="test"), _row(2), _row(1)])
+    message = _data_error(path)
+    assert str(path) in message
+    assert "row 3" in message
+    assert "first seen at row 1" in message
+    assert "'local/001'" in message
+
+
+def test_row_without_references_is_accepted_next_to_rows_with_them(tmp_path: Path) -> None:
+    # `references` may be empty (SPEC §1.1); a JSONL row that leaves it out reaches validation as null.
+    bare = _row(2, split="test")
+    del bare["references"]
+    table = load_examples(_canonical(_jsonl(tmp_path, [_row(0), _row(1, split="test"), bare])), seed=0)
+    assert table.column("references").to_pylist() == [["answer 0"], ["answer 1"], []]
+
+
+def test_nonexistent_path_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing.jsonl"
+    message = _data_error(path)
+    assert str(path) in message
+    assert "not a file" in message
+
+
+def test_directory_path_is_a_data_error(tmp_path: Path) -> None:
+    message = _data_error(tmp_path)
+    assert str(tmp_path) in message
+
+
+def test_prepare_fails_on_empty_test_split_before_ray(tmp_path: Path) -> None:
+    import ray
+
+    from dynamics.sweep import prepare
+
+    path = _jsonl(tmp_path, [_row(index) for index in range(8)])
+    config = parse_config(
+        {
+            "workdir": str(tmp_path / "work"),
+            "data": {"source": "canonical", "path": str(path)},
+            "models": {
+                "m": {
+                    "builtin": {
+                        "hidden_size": 16,
+                        "intermediate_size": 32,
+                        "num_hidden_layers": 1,
+                        "num_attention_heads": 2,
+                    }
+                }
+            },
+            "train": {"global_batch_size": 4, "micro_batch_size": 2},
+            "scaling": {"num_workers": 1},
+            "grid": {"volume": [4], "model": ["m"], "permutation": ["nft"], "seed": [0]},
+        }
+    )
+    with pytest.raises(DataError) as caught:
+        prepare(config)
+    assert str(path) in str(caught.value)
+    assert "'test' split is empty" in str(caught.value)
+    assert not ray.is_initialized()
+    assert not (tmp_path / "work").exists()

@@ -1,0 +1,72 @@
+"""Arrangement artifacts: Ray Data embeddings → WSD → orders; byte-identical for the same config and seed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from dynamics.arrange.stage import arrange_grid
+from dynamics.config import load_config
+from dynamics.data.schema import split_of
+from dynamics.data.sources import load_examples
+
+OFFLINE = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "offline.yaml"
+
+
+def _config(workdir: Path):
+    return load_config(
+        OFFLINE,
+        {
+            "workdir": str(workdir),
+            "data.per_train_task": 4,
+            "data.per_test_task": 2,
+            "grid.volume": [40, 80],
+            "grid.permutation": ["nft", "fft", "rt"],
+        },
+    )
+
+
+def _arrange(workdir: Path):
+    config = _config(workdir)
+    table = load_examples(config.data, seed=0)
+    return arrange_grid(split_of(table, "train"), split_of(table, "test"), config, workdir)
+
+
+def test_same_config_and_seed_give_byte_identical_artifacts(ray_cluster, tmp_path):
+    first, second = _arrange(tmp_path / "a"), _arrange(tmp_path / "b")  # separate workdirs: no shared cache
+    assert first.keys() == second.keys() and len(first) == 6
+    for key in first:
+        assert Path(first[key].order_path).read_bytes() == Path(second[key].order_path).read_bytes()
+        assert first[key].content_hash == second[key].content_hash
+        assert (Path(first[key].folder) / "arrangement.json").read_bytes() == (
+            Path(second[key].folder) / "arrangement.json"
+        ).read_bytes()
+
+
+def test_orders_follow_wsd_and_nest_by_volume(ray_cluster, tmp_path):
+    refs = _arrange(tmp_path)
+    nft = pq.read_table(refs[(80, "nft", 0)].order_path).to_pydict()
+    fft = pq.read_table(refs[(80, "fft", 0)].order_path).to_pydict()
+    rt = pq.read_table(refs[(80, "rt", 0)].order_path).to_pydict()
+    assert nft["position"] == list(range(80))
+    assert np.all(np.diff(np.asarray(nft["wsd"])) >= 0), "NFT is ascending WSD"
+    assert fft["id"] == nft["id"][::-1], "FFT is the exact reverse of NFT"
+    assert sorted(rt["id"]) == sorted(nft["id"]) and rt["id"] != nft["id"]
+    small = set(pq.read_table(refs[(40, "nft", 0)].order_path).column("id").to_pylist())
+    assert small < set(nft["id"]), "volume 40 is a subset of volume 80"
+    meta = json.loads((Path(refs[(80, "nft", 0)].folder) / "arrangement.json").read_text())
+    assert meta["config"]["ordering"] == "nft" and meta["config"]["volume"] == 80
+    assert meta["derived"]["w_avg"] > 0
+
+
+def test_second_request_is_a_cache_hit(ray_cluster, tmp_path, monkeypatch):
+    first = _arrange(tmp_path)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("embedding recomputed despite a cached arrangement")
+
+    monkeypatch.setattr("dynamics.arrange.stage.cached_embeddings", fail)
+    assert _arrange(tmp_path) == first
