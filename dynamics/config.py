@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -178,19 +178,28 @@ class SweepConfig(_Strict):
         return self
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The config class inside an annotation such as `X`, `X | None` or `dict[str, X]`."""
+    candidates = [annotation, *get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
 def _known_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
     """Valid field names at `path` inside `model`, for 'did you mean' hints."""
-    current: Any = model
-    for part in path:
-        if isinstance(part, int) or current is None:
+    current: type[BaseModel] | None = model
+    parts = iter(path)
+    for part in parts:
+        if isinstance(part, int):
             continue
-        field = current.model_fields.get(part) if isinstance(current, type) else None
+        field = current.model_fields.get(part) if current is not None else None
         if field is None:
             return []
         annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-    return list(current.model_fields) if isinstance(current, type) else []
+        if get_origin(annotation) is dict:
+            next(parts, None)  # the user's own key (e.g. a model name), not a field
+            annotation = get_args(annotation)[1]
+        current = _model_in(annotation)
+    return list(current.model_fields) if current is not None else []
 
 
 def _describe(error: dict[str, Any], origin: str) -> str:
@@ -203,6 +212,9 @@ def _describe(error: dict[str, Any], origin: str) -> str:
         return f"{origin}: unknown key '{dotted}'{hint}"
     if error["type"] == "missing":
         return f"{origin}: missing key '{dotted}'"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "value_error":  # a cross-field check: its message names the keys involved
+        return f"{origin}: key '{dotted}': {message}" if location else f"{origin}: {message}"
     return f"{origin}: key '{dotted}': {error['msg']} (got {error.get('input')!r})"
 
 
@@ -227,13 +239,19 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Sw
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     for dotted, value in (overrides or {}).items():
-        _set_dotted(raw, dotted, value)
+        _set_dotted(raw, dotted, value, origin=str(path))
     return parse_config(raw, origin=str(path))
 
 
-def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
     node = raw
     *parents, leaf = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
+    for depth, part in enumerate(parents):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            prefix = ".".join(parents[: depth + 1])
+            raise ConfigError(f"{origin}: override '{dotted}': '{prefix}' is a value, not a section")
+        node = child
     node[leaf] = value

@@ -22,10 +22,19 @@ def default_tracking_uri(workdir: Path) -> str:
     return f"sqlite:///{workdir.resolve() / 'mlflow.db'}"
 
 
+def artifact_root(tracking_uri: str) -> str | None:
+    """Artifacts of a SQLite store live beside the database, not in `./mlruns` of whatever the cwd is."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    return None  # a tracking server decides
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
     """Id of experiment `name`, created if missing."""
     experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
+    if experiment:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root(client.tracking_uri))
 
 
 def start_run(

@@ -104,10 +104,6 @@ def test_unknown_key_without_a_close_match_lists_valid_keys(offline_raw: dict[st
         assert key in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config._known_keys does not step over the dict key in models.<name>.…, so no valid keys are offered",
-)
 def test_unknown_key_inside_a_model_entry_offers_the_closest_key(offline_raw: dict[str, Any]) -> None:
     raw = copy.deepcopy(offline_raw)
     raw["models"]["tiny-2m"]["builtin"]["hidden_sise"] = 64
