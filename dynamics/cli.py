@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from dynamics.config import ConfigError, load_config
+from dynamics.data.sources import DataError
 
 DEFAULT_CONFIG = Path("experiments/configs/offline.yaml")
 
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
+        return 2
+    except DataError as error:
+        print(f"data error: {error}", file=sys.stderr)
         return 2
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from dynamics.arrange.orderings import get_ordering
-from dynamics.config import SweepConfig
+from dynamics.config import ConfigError, SweepConfig
 from dynamics.data.schema import split_of
 from dynamics.data.sources import DataError, load_examples
 from dynamics.models import ModelSource, materialise
@@ -62,11 +63,12 @@ def prepare(config: SweepConfig) -> PreparedStudy:
             f"grid.volume: {largest} exceeds the {train_pool.num_rows} training examples of data source "
             f"'{config.data.source}'"
         )
-    storage_path = config.storage_path or str(workdir / "ray_results")
-    if not is_local() and "://" not in storage_path and config.storage_path is None:
-        raise ValueError(
-            "storage_path: a multi-node cluster needs shared storage (s3://, gs:// or an NFS mount) for Ray Train"
+    if not is_local() and config.storage_path is None:
+        raise ConfigError(
+            "storage_path: on a cluster (RAY_ADDRESS is set) Ray Train needs shared storage that every node "
+            "sees: set storage_path to s3://…, gs://… or an NFS mount"
         )
+    storage_path = config.storage_path or str(workdir / "ray_results")
     workdir.mkdir(parents=True, exist_ok=True)
     models = {key: materialise(key, config.models[key], workdir) for key in config.grid.model}
     tracking_uri = config.tracking.uri or default_tracking_uri(workdir)
@@ -95,7 +97,7 @@ def run_sweep(config: SweepConfig) -> SweepResult:
         config.tracking.experiment,
         config.name,
         params={f"grid.{k}": json.dumps(v) for k, v in config.grid.model_dump().items()}
-        | {"num_trials": _product(grid_sizes.values()), "data.source": config.data.source},
+        | {"num_trials": math.prod(grid_sizes.values()), "data.source": config.data.source},
     )
     config_path = study.workdir / "sweep_config.json"
     config_path.write_text(json.dumps(config.model_dump(), indent=2) + "\n")
@@ -133,9 +135,3 @@ def run_sweep(config: SweepConfig) -> SweepResult:
     client.set_terminated(parent_run_id, status="FINISHED" if failed == 0 else "FAILED")
     return SweepResult(parent_run_id, study.tracking_uri, len(results), failed, wall_s, summary)
 
-
-def _product(values: Any) -> int:
-    total = 1
-    for value in values:
-        total *= value
-    return total

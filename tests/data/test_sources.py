@@ -189,3 +189,21 @@ def test_prepare_fails_on_empty_test_split_before_ray(tmp_path: Path) -> None:
     assert "'test' split is empty" in str(caught.value)
     assert not ray.is_initialized()
     assert not (tmp_path / "work").exists()
+
+
+def test_cli_reports_an_empty_test_split_before_any_ray_work(tmp_path: Path, capsys) -> None:
+    import ray
+    import yaml
+
+    from dynamics.cli import main
+
+    path = _jsonl(tmp_path, [_row(i) for i in range(6)])
+    config_path = tmp_path / "study.yaml"
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments/configs/offline.yaml").read_text())
+    raw["data"] = {"source": "canonical", "path": str(path)}
+    raw["workdir"] = str(tmp_path / "work")
+    config_path.write_text(yaml.safe_dump(raw))
+    assert main(["sweep", "--config", str(config_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("data error: ") and str(path) in error and "'test' split is empty" in error
+    assert not ray.is_initialized()
