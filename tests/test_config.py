@@ -320,12 +320,14 @@ def test_config_is_frozen() -> None:
 
 
 def test_cli_sweep_with_unknown_key_exits_2_before_ray(
-    offline_raw: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    offline_raw: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ray
-
     from dynamics.cli import main
 
+    def fail_if_ray_starts(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("Ray was started for a malformed config")
+
+    monkeypatch.setattr("dynamics.sweep.start_ray", fail_if_ray_starts)
     raw = copy.deepcopy(offline_raw)
     raw["train"]["lrr"] = 1e-4
     raw["workdir"] = str(tmp_path / "work")
@@ -335,7 +337,27 @@ def test_cli_sweep_with_unknown_key_exits_2_before_ray(
     assert "config error" in err
     assert str(path) in err
     assert "train.lrr" in err and "did you mean 'lr'" in err
-    assert not ray.is_initialized()
+    assert not (tmp_path / "work").exists()
+
+
+def test_entry_point_fails_fast_on_a_bad_type_without_starting_ray(offline_raw: dict[str, Any], tmp_path: Path) -> None:
+    """The user's own command, in a fresh process: exit 2, the key named, no Ray cluster started."""
+    import subprocess
+    import sys
+    import time
+
+    raw = copy.deepcopy(offline_raw)
+    raw["train"]["global_batch_size"] = "big"
+    raw["workdir"] = str(tmp_path / "work")
+    path = _write(tmp_path, raw)
+    sweep = Path(__file__).resolve().parents[1] / "experiments" / "sweep.py"
+    started = time.perf_counter()
+    command = [sys.executable, str(sweep), "--config", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "train.global_batch_size" in done.stderr and str(path) in done.stderr
+    assert "Ray instance" not in done.stdout + done.stderr
+    assert time.perf_counter() - started < 60
     assert not (tmp_path / "work").exists()
 
 
