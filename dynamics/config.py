@@ -25,15 +25,28 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where training and test examples come from (SPEC §1)."""
 
-    source: Literal["builtin", "canonical"] = Field("builtin", description="Registered loader name.")
-    path: str | None = Field(None, description="File (JSON/JSONL/Parquet) for sources that read one.")
-    per_train_task: int = Field(40, ge=1, description="Examples generated or kept per training task.")
-    per_test_task: int = Field(8, ge=1, description="Examples generated or kept per test task.")
+    source: str = Field("builtin", description="'builtin' (our generator) or a registered format, e.g. 'niv2'.")
+    path: str | None = Field(None, description="Local file/folder in the format's layout, or a hub dataset name.")
+    hub_config: str | None = Field(None, description="Hub dataset configuration name, when `path` is a hub name.")
+    options: dict[str, Any] = Field({}, description="Format-specific options, validated by the format.")
+    lenient: bool = Field(False, description="Skip bad rows (and write a report) instead of failing on the first.")
+    per_train_task: int = Field(40, ge=1, description="Built-in generator: examples per training task.")
+    per_test_task: int = Field(8, ge=1, description="Built-in generator: examples per test task.")
 
     @model_validator(mode="after")
-    def _path_needed(self) -> DataConfig:
-        if self.source != "builtin" and not self.path:
-            raise ValueError(f"source '{self.source}' needs 'path'")
+    def _source_known(self) -> DataConfig:
+        if self.source == "builtin":
+            return self
+        from dynamics.data.formats import get_format
+
+        data_format = get_format(self.source)  # ValueError names the valid sources
+        if not self.path:
+            raise ValueError(f"source '{self.source}' needs 'path' (a local path or a hub dataset name)")
+        try:
+            data_format.options.model_validate(self.options)
+        except ValidationError as error:
+            problems = "; ".join(f"options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise ValueError(f"source '{self.source}': {problems}") from None
         return self
 
 

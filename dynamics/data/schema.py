@@ -36,31 +36,37 @@ class SchemaError(ValueError):
     """A row does not fit the canonical schema; the message names origin, row and field."""
 
 
-def validate_row(row: Mapping[str, Any], origin: str, row_index: int) -> None:
-    """Raise SchemaError naming `origin`, the row and the field if `row` is not a canonical example."""
-
-    def fail(field: str, expected: str) -> None:
-        raise SchemaError(f"{origin}: row {row_index}: field '{field}': {expected}")
-
+def row_problem(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(field, what was expected) for the first problem of `row` as a canonical example, or None if valid."""
     for field in ("id", "source", "task", "category", "split"):
         value = row.get(field)
         if not isinstance(value, str) or not value:
-            fail(field, f"expected a non-empty string, got {value!r}")
+            return field, f"expected a non-empty string, got {value!r}"
     if row["split"] not in SPLITS:
-        fail("split", f"expected one of {list(SPLITS)}, got {row['split']!r}")
+        return "split", f"expected one of {list(SPLITS)}, got {row['split']!r}"
     messages = row.get("messages")
     if not isinstance(messages, list) or not messages:
-        fail("messages", "expected a non-empty list of {role, content}")
+        return "messages", "expected a non-empty list of {role, content}"
     for turn_index, turn in enumerate(messages):
         if not isinstance(turn, Mapping) or turn.get("role") not in ROLES:
-            fail(f"messages[{turn_index}].role", f"expected one of {list(ROLES)}")
+            return f"messages[{turn_index}].role", f"expected one of {list(ROLES)}"
         if not isinstance(turn.get("content"), str):
-            fail(f"messages[{turn_index}].content", "expected a string")
-    if not any(turn["role"] == "assistant" and turn["content"] for turn in messages):
-        fail("messages", "no non-empty assistant reply: nothing to train or score on")
+            return f"messages[{turn_index}].content", "expected a string"
+    if not any(turn["role"] == "assistant" and turn["content"].strip() for turn in messages):
+        return "messages", "no non-empty assistant reply: nothing to train or score on"
+    # Absent and null both mean "no references" (JSON loaders fill missing keys with null).
     references = row.get("references") or []
     if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
-        fail("references", "expected a list of strings")
+        return "references", "expected a list of strings"
+    return None
+
+
+def validate_row(row: Mapping[str, Any], origin: str, row_index: int) -> None:
+    """Raise SchemaError naming `origin`, the row and the field if `row` is not a canonical example."""
+    problem = row_problem(row)
+    if problem is not None:
+        field, expected = problem
+        raise SchemaError(f"{origin}: row {row_index}: field '{field}': {expected}")
 
 
 def validate_rows(rows: Iterable[Mapping[str, Any]], origin: str) -> None:

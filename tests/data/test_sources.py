@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from dynamics.config import DataConfig, parse_config
+from dynamics.data.formats import load_formats
 from dynamics.data.schema import CANONICAL_SCHEMA, split_of, to_table
-from dynamics.data.sources import SOURCES, DataError, load_examples
+from dynamics.data.sources import DataError, load_examples
 
 
 def _row(index: int, split: str = "train", **fields: Any) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def _data_error(path: Path) -> str:
 
 
 def test_registry_holds_builtin_and_canonical() -> None:
-    assert {"builtin", "canonical"} <= set(SOURCES)
+    assert "canonical" in load_formats()
 
 
 def test_builtin_source_returns_both_splits() -> None:
@@ -73,7 +74,7 @@ def test_builtin_source_follows_the_seed() -> None:
 
 
 def test_canonical_jsonl_round_trips(tmp_path: Path) -> None:
-    rows = [_row(0), _row(1), _row(2, split="test"), _row(3, split="valid")]
+    rows = [_row(0), _row(1), _row(2, split="test", task="held_out"), _row(3, split="valid", task="held_out")]
     table = load_examples(_canonical(_jsonl(tmp_path, rows)), seed=0)
     assert table.schema == CANONICAL_SCHEMA
     assert table.column("id").to_pylist() == ["local/000", "local/001", "local/002", "local/003"]
@@ -134,15 +135,16 @@ def test_duplicate_ids_name_both_rows(tmp_path: Path) -> None:
     message = _data_error(path)
     assert str(path) in message
     assert "row 3" in message
-    assert "first seen at row 1" in message
+    assert "(first at " in message and "row 1)" in message
     assert "'local/001'" in message
 
 
 def test_row_without_references_is_accepted_next_to_rows_with_them(tmp_path: Path) -> None:
     # `references` may be empty (SPEC §1.1); a JSONL row that leaves it out reaches validation as null.
-    bare = _row(2, split="test")
+    bare = _row(2, split="test", task="held_out")
     del bare["references"]
-    table = load_examples(_canonical(_jsonl(tmp_path, [_row(0), _row(1, split="test"), bare])), seed=0)
+    rows = [_row(0), _row(1, split="test", task="held_out"), bare]
+    table = load_examples(_canonical(_jsonl(tmp_path, rows)), seed=0)
     assert table.column("references").to_pylist() == [["answer 0"], ["answer 1"], []]
 
 
@@ -150,7 +152,7 @@ def test_nonexistent_path_is_a_data_error(tmp_path: Path) -> None:
     path = tmp_path / "missing.jsonl"
     message = _data_error(path)
     assert str(path) in message
-    assert "not a file" in message
+    assert "no such file or folder" in message
 
 
 def test_directory_path_is_a_data_error(tmp_path: Path) -> None:
@@ -207,3 +209,43 @@ def test_cli_reports_an_empty_test_split_before_any_ray_work(tmp_path: Path, cap
     assert main(["sweep", "--config", str(config_path)]) == 2
     error = capsys.readouterr().err
     assert "data error: " in error and str(path) in error and "'test' split is empty" in error
+
+
+def test_task_in_both_train_and_test_is_named(tmp_path: Path) -> None:
+    message = _data_error(_jsonl(tmp_path, [_row(0), _row(2, split="test")]))
+    assert "field 'task'" in message and "both the train and test splits: task_0" in message
+
+
+def test_truncated_json_line_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "examples.jsonl"
+    good = [json.dumps(_row(0)), json.dumps(_row(1, split="test", task="held_out"))]
+    path.write_text(good[0] + "\n" + good[1][:-20] + "\n", encoding="utf-8")
+    message = _data_error(path)
+    assert str(path) in message and "line 2" in message and "truncated or malformed JSON line" in message
+
+
+def test_non_utf8_file_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "examples.jsonl"
+    path.write_bytes(json.dumps(_row(0)).encode() + b"\n" + b'{"id": "caf\xe9"}\n')
+    message = _data_error(path)
+    assert str(path) in message and "line 2" in message and "not valid UTF-8" in message
+
+
+def test_lenient_mode_skips_bad_rows_and_reports_each(tmp_path: Path) -> None:
+    rows = [_row(0), _row(1, split="test", task="held_out"), _row(2, messages=[]), _row(1, task="dup")]
+    path = _jsonl(tmp_path, rows)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[0][:-5]]) + "\n", encoding="utf-8")  # and a truncated line
+    config = DataConfig(source="canonical", path=str(path), lenient=True)
+    table = load_examples(config, seed=0, report_dir=tmp_path / "report")
+    assert table.column("id").to_pylist() == ["local/000", "local/001"]
+    report = [json.loads(line) for line in (tmp_path / "report" / "skipped_rows.jsonl").read_text().splitlines()]
+    assert [(r["where"], r["field"]) for r in report] == [("line 3", "messages"), ("line 5", ""), ("line 4", "id")]
+    assert all(r["file"] == str(path) for r in report)
+
+
+def test_unknown_source_name_is_a_config_error_with_a_hint() -> None:
+    from dynamics.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown data source 'canonicl'.*did you mean 'canonical'"):
+        parse_config({"models": {}, "grid": {"model": []}, "data": {"source": "canonicl", "path": "x"}})
