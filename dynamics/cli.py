@@ -1,9 +1,10 @@
 """`dynamics` command line: `sweep` runs a study, `arrange` runs the arrangement stage alone, `report`
-redraws a sweep's figures from MLflow.
+redraws a sweep's figures from MLflow, `data inspect` describes a config's data.
 
     dynamics sweep --config experiments/configs/offline.yaml
     dynamics arrange --config experiments/configs/offline.yaml
     dynamics report --config experiments/configs/offline.yaml --parent-run <run id>
+    dynamics data inspect experiments/configs/offline.yaml
 """
 
 from __future__ import annotations
@@ -73,6 +74,26 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_inspect(args: argparse.Namespace) -> int:
+    from dynamics.data.inspect import format_summary, summarise
+    from dynamics.data.sources import load_data
+    from dynamics.models import builtin_tokenizer, load_tokenizer
+
+    config = load_config(args.config, _overrides(args.set))
+    workdir = Path(config.workdir).resolve()
+    loaded = load_data(config.data, min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir)
+    first_model = config.models[config.grid.model[0]]
+    if first_model.pretrained is None:
+        tokenizer = builtin_tokenizer()
+    else:
+        tokenizer = load_tokenizer(first_model.tokenizer or first_model.pretrained, config.train.template)
+    summary = summarise(loaded.table, tokenizer, config.train.template, config.train.max_length)
+    print(format_summary(summary, str(loaded.cache_path) if loaded.cache_path else None, config.train.max_length))
+    if loaded.cache_hit:
+        print("(cache hit)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dynamics", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "report":
             command.add_argument("--parent-run", required=True, help="MLflow run id of the sweep")
         command.set_defaults(handler=handler)
+    data_parser = commands.add_parser("data", help="inspect a config's data")
+    data = data_parser.add_subparsers(dest="data_command", required=True)
+    inspect = data.add_parser("inspect", help="counts per split/task/category, token lengths, cache path")
+    inspect.add_argument("config", type=Path, nargs="?", default=DEFAULT_CONFIG)
+    inspect.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    inspect.set_defaults(handler=_data_inspect)
     return parser
 
 

@@ -13,6 +13,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dynamics.data.sampling import Recipe, SampleConfig, named_recipe
+
 
 class ConfigError(ValueError):
     """A config file is malformed; the message names the file and the key."""
@@ -20,6 +22,43 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class TestSourceConfig(_Strict):
+    """A second source whose rows are all test examples (e.g. train on ShareGPT, test on NIV2 held-out tasks)."""
+
+    source: str = Field(..., description="A registered format, e.g. 'niv2'.")
+    path: str = Field(..., description="Local file/folder in the format's layout, or a hub dataset name.")
+    hub_config: str | None = Field(None, description="Hub dataset configuration name.")
+    options: dict[str, Any] = Field({}, description="Format-specific options.")
+    split: Literal["test", "all"] = Field("test", description="Keep its 'test' rows, or every row as a test row.")
+
+    @model_validator(mode="after")
+    def _source_known(self) -> TestSourceConfig:
+        _check_format(self.source, self.path, self.options)
+        return self
+
+
+def _check_format(source: str, path: str | None, options: dict[str, Any]) -> None:
+    """A registered format, a path, and options its Options model accepts (unknown keys get a hint)."""
+    from dynamics.data.formats import get_format
+
+    data_format = get_format(source)  # ValueError names the valid sources and the closest one
+    if not path:
+        raise ValueError(f"source '{source}' needs 'path' (a local path or a hub dataset name)")
+    try:
+        data_format.options.model_validate(options)
+    except ValidationError as error:
+        problems = []
+        for e in error.errors():
+            key = ".".join(map(str, e["loc"]))
+            hint = ""
+            if e["type"] == "extra_forbidden":
+                valid = list(data_format.options.model_fields)
+                close = difflib.get_close_matches(key, valid, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; valid: {', '.join(valid)}"
+            problems.append(f"options.{key}: {e['msg']}{hint}")
+        raise ValueError(f"source '{source}': {'; '.join(problems)}") from None
 
 
 class DataConfig(_Strict):
@@ -30,23 +69,29 @@ class DataConfig(_Strict):
     hub_config: str | None = Field(None, description="Hub dataset configuration name, when `path` is a hub name.")
     options: dict[str, Any] = Field({}, description="Format-specific options, validated by the format.")
     lenient: bool = Field(False, description="Skip bad rows (and write a report) instead of failing on the first.")
+    disjoint_tasks: bool | None = Field(
+        None, description="Fail if a task is in both train and test; null = the format's default (zero-shot: yes)."
+    )
+    test_source: TestSourceConfig | None = Field(
+        None, description="Take the test split from another source (every row of it becomes a test example)."
+    )
     per_train_task: int = Field(40, ge=1, description="Built-in generator: examples per training task.")
     per_test_task: int = Field(8, ge=1, description="Built-in generator: examples per test task.")
+    sample: SampleConfig | None = Field(None, description="Instances per train/test task (Study B); null = all.")
+    recipe: Recipe | None = Field(
+        None, description="Training-volume recipe (Study A): a preset name such as 'curated-640', or inline fields."
+    )
+
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _recipe_by_name(cls, recipe: object) -> object:
+        # A name becomes its Recipe here, so inline recipes are checked as one model (clear key errors).
+        return named_recipe(recipe) if isinstance(recipe, str) else recipe
 
     @model_validator(mode="after")
     def _source_known(self) -> DataConfig:
-        if self.source == "builtin":
-            return self
-        from dynamics.data.formats import get_format
-
-        data_format = get_format(self.source)  # ValueError names the valid sources
-        if not self.path:
-            raise ValueError(f"source '{self.source}' needs 'path' (a local path or a hub dataset name)")
-        try:
-            data_format.options.model_validate(self.options)
-        except ValidationError as error:
-            problems = "; ".join(f"options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise ValueError(f"source '{self.source}': {problems}") from None
+        if self.source != "builtin":
+            _check_format(self.source, self.path, self.options)
         return self
 
 

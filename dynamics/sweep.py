@@ -19,7 +19,7 @@ import pyarrow as pa
 from dynamics.arrange.orderings import get_ordering
 from dynamics.config import ConfigError, SweepConfig
 from dynamics.data.schema import split_of
-from dynamics.data.sources import DataError, load_examples
+from dynamics.data.sources import DataError, load_data
 from dynamics.models import ModelSource, materialise
 from dynamics.runtime import is_local, prepare_environment, start_ray
 from dynamics.tracking import default_tracking_uri
@@ -55,7 +55,10 @@ def prepare(config: SweepConfig) -> PreparedStudy:
     workdir = Path(config.workdir).resolve()
     for name in config.grid.permutation:
         get_ordering(name)
-    table = load_examples(config.data, seed=min(config.grid.seed))
+    loaded = load_data(
+        config.data, seed=min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir
+    )
+    table = loaded.table
     train_pool, test = split_of(table, "train"), split_of(table, "test")
     largest = max(config.grid.volume)
     if largest > train_pool.num_rows:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from dynamics.data.problems import DataError, DataProblem, ProblemLog
 
 JSON_SUFFIXES = (".json", ".jsonl")
@@ -101,15 +103,29 @@ def read_records(path: Path, log: ProblemLog) -> Iterator[tuple[str, dict[str, A
     return read_json_records(path, log)
 
 
-def _via_datasets(file: Path) -> list[dict[str, Any]] | None:
-    """Records of one local file read by `datasets` (fast, Arrow); None if it cannot parse the file."""
+def _dataset_of(file: Path):
+    """One local file read by `datasets` (C++ JSON/Parquet parser); None if it cannot parse the file."""
     import datasets
 
     builder = "parquet" if file.suffix == ".parquet" else "json"
     try:
-        return datasets.load_dataset(builder, data_files=str(file), split="train").to_list()
-    except Exception:  # any parse or cast failure: the line-by-line reader will say where and why
+        dataset = datasets.load_dataset(builder, data_files=str(file), split="train")
+        dataset.data.table.validate(full=True)  # Arrow's JSON reader lets invalid UTF-8 through
+        return dataset
+    except Exception:  # any parse, cast or encoding failure: the line-by-line reader says where and why
         return None
+
+
+def arrow_via_datasets(file: Path) -> pa.Table | None:
+    """The raw Arrow table of one local file (fields `datasets` had to JSON-encode stay strings)."""
+    dataset = _dataset_of(file)
+    return None if dataset is None else dataset.data.table
+
+
+def _via_datasets(file: Path) -> list[dict[str, Any]] | None:
+    """Decoded records of one local file (mixed-type fields decoded back by `datasets`)."""
+    dataset = _dataset_of(file)
+    return None if dataset is None else dataset.to_list()
 
 
 def iter_source(location: str, log: ProblemLog, hub_config: str | None = None, hub_split: str | None = None):

@@ -84,6 +84,11 @@ def validate_rows(rows: Iterable[Mapping[str, Any]], origin: str) -> None:
 def to_table(rows: list[Mapping[str, Any]], origin: str) -> pa.Table:
     """Validate `rows` and build an Arrow table in the canonical schema (missing optionals become null)."""
     validate_rows(rows, origin)
+    return build_table(rows)
+
+
+def build_table(rows: list[Mapping[str, Any]]) -> pa.Table:
+    """Arrow table of rows that were already validated (loaders check each row as they read it)."""
     columns = {
         name: [row.get(name) for row in rows] for name in CANONICAL_SCHEMA.names
     }

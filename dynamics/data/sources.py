@@ -6,17 +6,22 @@ train and test splits, and non-empty train and test splits. In lenient mode skip
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from dynamics.config import DataConfig
+from dynamics.config import DataConfig, TestSourceConfig
+from dynamics.data.arrow_checks import first_duplicate
 from dynamics.data.builtin import generate_builtin
-from dynamics.data.formats import LoadRequest, SourcedRow, get_format
+from dynamics.data.cache import cache_key, read_cached, source_fingerprint, write_cached
+from dynamics.data.formats import ArrowRows, LoadRequest, SourcedRow, get_format
 from dynamics.data.problems import DataError, DataProblem, ProblemLog
-from dynamics.data.schema import split_of, to_table
+from dynamics.data.sampling import apply_sampling
+from dynamics.data.schema import build_table, split_of
 
-__all__ = ["DataError", "load_examples", "SKIPPED_REPORT"]
+__all__ = ["DataError", "LoadedData", "load_data", "load_examples", "SKIPPED_REPORT"]
 SKIPPED_REPORT = "skipped_rows.jsonl"
 
 
@@ -34,43 +39,131 @@ def _consistent_rows(sourced: list[SourcedRow], log: ProblemLog) -> list[dict]:
     return rows
 
 
-def _check_task_splits(rows: list[dict], origin: str) -> None:
+def _check_task_splits(table: pa.Table, origin: str) -> None:
     """A task must not be both trained on and held out: that would leak the test set into training."""
-    splits_of_task: dict[str, set[str]] = {}
-    for row in rows:
-        splits_of_task.setdefault(row["task"], set()).add(row["split"])
-    leaked = sorted(task for task, splits in splits_of_task.items() if {"train", "test"} <= splits)
+    tasks = {
+        split: set(pc.unique(split_of(table, split).column("task")).to_pylist()) for split in ("train", "test")
+    }
+    leaked = sorted(tasks["train"] & tasks["test"])
     if leaked:
         raise DataError(
             DataProblem(origin, "", "task", f"task(s) in both the train and test splits: {', '.join(leaked[:10])}")
         )
 
 
-def _load_format(config: DataConfig, report_dir: Path | None) -> pa.Table:
-    data_format = get_format(config.source)
-    log = ProblemLog(lenient=config.lenient)
-    request = LoadRequest(
-        location=str(config.path),
-        name=config.source,
-        options=data_format.options.model_validate(config.options),
-        hub_config=config.hub_config,
-    )
-    rows = _consistent_rows(data_format.loader(request, log), log)
+def _load_format(
+    source: str,
+    location: str,
+    hub_config: str | None,
+    options: dict,
+    lenient: bool,
+    report_dir: Path | None,
+    report_name: str = SKIPPED_REPORT,
+) -> pa.Table:
+    """One registered format's rows as a canonical table, with duplicate ids named (or skipped)."""
+    data_format = get_format(source)
+    log = ProblemLog(lenient=lenient)
+    request = LoadRequest(location, source, data_format.options.model_validate(options), hub_config)
+    loaded = data_format.loader(request, log)
+    if isinstance(loaded, ArrowRows):
+        table = loaded.table
+        duplicate = first_duplicate(table.column("id"))
+        if duplicate is not None:  # the fast path only runs strict, so this raises
+            item_id, first, second = duplicate
+            file, where = loaded.place(second)
+            message = f"duplicate id {item_id!r} (first at {': '.join(loaded.place(first))})"
+            log.report(DataProblem(file, where, "id", message))
+    else:
+        table = build_table(_consistent_rows(loaded, log))
     if log.skipped:
-        report = log.write_report((report_dir or Path(".")) / SKIPPED_REPORT)
-        print(f"lenient: skipped {len(log.skipped)} bad row(s); every one is listed in {report}")
-    _check_task_splits(rows, str(config.path))
-    return to_table(rows, origin=str(config.path))
+        report = log.write_report((report_dir or Path(".")) / report_name)
+        print(f"lenient: skipped {len(log.skipped)} bad row(s) of {location}; every one is listed in {report}")
+    return table
 
 
-def load_examples(config: DataConfig, seed: int, report_dir: Path | None = None) -> pa.Table:
-    """The configured examples as a canonical table, checked to be able to run a study."""
+def _with_test_source(table: pa.Table, test_source: TestSourceConfig, lenient: bool, report_dir) -> pa.Table:
+    """Training rows of `table` plus test rows from another source."""
+    test = _load_format(
+        test_source.source,
+        test_source.path,
+        test_source.hub_config,
+        test_source.options,
+        lenient,
+        report_dir,
+        report_name=f"test_source_{SKIPPED_REPORT}",
+    )
+    if test_source.split == "test":
+        test = split_of(test, "test")
+    else:
+        split_field = test.schema.field("split")
+        test = test.set_column(
+            test.schema.get_field_index("split"), split_field, pa.array(["test"] * test.num_rows, pa.string())
+        )
+    own = table.filter(pc.not_equal(table.column("split"), "test"))
+    return pa.concat_tables([own, test])
+
+
+def _disjoint_tasks(config: DataConfig) -> bool:
+    if config.disjoint_tasks is not None:
+        return config.disjoint_tasks
+    if config.source == "builtin" or config.test_source is not None:
+        return True  # held-out tasks by construction / a separate test source is a zero-shot set-up
+    return get_format(config.source).disjoint_tasks
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """The canonical table and where it came from (the cache file, and whether this load was a hit)."""
+
+    table: pa.Table
+    cache_path: Path | None
+    cache_hit: bool
+
+
+def load_data(
+    config: DataConfig, seed: int, cache_dir: Path | None = None, report_dir: Path | None = None
+) -> LoadedData:
+    """Load (or read from the Parquet cache) the configured examples, sample them, check they can run a study.
+
+    Order: load (and the test source) → task-leak check → sampling protocol / volume recipe → split check.
+    """
+    key = None
+    if cache_dir is not None and config.source != "builtin":
+        files = {"main": source_fingerprint(str(config.path))}
+        if config.test_source is not None:
+            files["test"] = source_fingerprint(config.test_source.path)
+        description = {
+            "files": files,
+            "data": config.model_dump(mode="json", exclude={"per_train_task", "per_test_task"}),
+            "seed": seed,
+        }
+        key = cache_key(description)
+        cached = read_cached(cache_dir, key)
+        if cached is not None:
+            return LoadedData(_checked_splits(cached, config), cache_dir / f"{key}.parquet", True)
     if config.source == "builtin":
         table = generate_builtin(config.per_train_task, config.per_test_task, seed)
     else:
-        table = _load_format(config, report_dir)
+        table = _load_format(
+            config.source, str(config.path), config.hub_config, config.options, config.lenient, report_dir
+        )
+    if config.test_source is not None:
+        table = _with_test_source(table, config.test_source, config.lenient, report_dir)
+    if _disjoint_tasks(config):
+        _check_task_splits(table, str(config.path or config.source))
+    table = _checked_splits(apply_sampling(table, config, seed), config)
+    path = write_cached(cache_dir, key, table) if cache_dir is not None and key is not None else None
+    return LoadedData(table, path, False)
+
+
+def _checked_splits(table: pa.Table, config: DataConfig) -> pa.Table:
     origin = config.path or config.source
     for split in ("train", "test"):
         if split_of(table, split).num_rows == 0:
             raise DataError(f"{origin}: the '{split}' split is empty; a study needs training and test examples")
     return table
+
+
+def load_examples(config: DataConfig, seed: int, report_dir: Path | None = None) -> pa.Table:
+    """The configured examples as a canonical table (no cache), checked to be able to run a study."""
+    return load_data(config, seed, report_dir=report_dir).table

@@ -9,12 +9,14 @@ skipped and reported. Modules register on import; `load_formats()` imports them 
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from dynamics.data.problems import DataError, DataProblem, ProblemLog
@@ -22,6 +24,13 @@ from dynamics.data.schema import row_problem
 
 FORMAT_MODULES = (
     "dynamics.data.formats.canonical",
+    "dynamics.data.formats.doit",
+    "dynamics.data.formats.niv2",
+    "dynamics.data.formats.sharegpt",
+    "dynamics.data.formats.flan_mini",
+    "dynamics.data.formats.norobots",
+    "dynamics.data.formats.alpaca",
+    "dynamics.data.formats.p3",
 )
 
 
@@ -42,7 +51,23 @@ class LoadRequest:
 
 
 SourcedRow = tuple[str, str, dict[str, Any]]  # (file, "line 3" / "row 3", canonical row)
-Loader = Callable[[LoadRequest, ProblemLog], list[SourcedRow]]
+
+
+@dataclass(frozen=True)
+class ArrowRows:
+    """A loader's output as one already-validated canonical table (the fast path for large files)."""
+
+    table: pa.Table
+    file_starts: list[tuple[str, int]]  # (file, index of its first row in `table`), ascending
+
+    def place(self, index: int) -> tuple[str, str]:
+        """(file, "row k") of row `index` of the table."""
+        position = bisect.bisect_right([start for _, start in self.file_starts], index) - 1
+        file, start = self.file_starts[position]
+        return file, f"row {index - start}"
+
+
+Loader = Callable[[LoadRequest, ProblemLog], "list[SourcedRow] | ArrowRows"]
 
 
 @dataclass(frozen=True)
@@ -50,18 +75,24 @@ class Format:
     name: str
     loader: Loader
     options: type[BaseModel]
+    disjoint_tasks: bool  # zero-shot sources hold whole tasks out; Study A's test shares its abilities
 
 
 FORMATS: dict[str, Format] = {}
 
 
-def register_format(name: str, options: type[BaseModel] = NoOptions) -> Callable[[Loader], Loader]:
-    """Register `loader` under `name`; names are unique."""
+def register_format(
+    name: str, options: type[BaseModel] = NoOptions, disjoint_tasks: bool = True
+) -> Callable[[Loader], Loader]:
+    """Register `loader` under `name`; names are unique.
+
+    `disjoint_tasks` says whether train and test tasks must not overlap by default (a config may override).
+    """
 
     def decorate(loader: Loader) -> Loader:
         if name in FORMATS:
             raise ValueError(f"a format named {name!r} is already registered")
-        FORMATS[name] = Format(name, loader, options)
+        FORMATS[name] = Format(name, loader, options, disjoint_tasks)
         return loader
 
     return decorate

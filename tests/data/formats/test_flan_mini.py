@@ -1,0 +1,212 @@
+"""Tests for the `flan_mini` format on fixtures in its native layout (no real sample is available offline).
+
+Run: `python -m pytest -q tests/data/formats/test_flan_mini.py`
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dynamics.config import DataConfig
+from dynamics.data.formats import LoadRequest, SourcedRow, get_format
+from dynamics.data.problems import DataError, ProblemLog
+from dynamics.data.schema import CANONICAL_SCHEMA
+from dynamics.data.sources import load_examples
+
+TASKS = {"train": ["task_sum_digits", "cola:1.0.0"], "test": ["task_reverse_word"]}
+
+
+def _load(location: Path, lenient: bool = False, **options: Any) -> tuple[list[SourcedRow], ProblemLog]:
+    data_format = get_format("flan_mini")
+    log = ProblemLog(lenient=lenient)
+    request = LoadRequest(str(location), "flan_mini", data_format.options(**options))
+    return data_format.loader(request, log), log
+
+
+def _turn(speaker: str, text: str) -> dict[str, str]:
+    return {"from": speaker, "value": text}
+
+
+def _record(task: str, index: int, **fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": f"flan_{task}_{index}",
+        "source": task,
+        "conversations": [
+            _turn("human", f"Question {index} of {task}?"),
+            _turn("gpt", f"Answer {index}."),
+            _turn("human", "Why?"),
+            _turn("gpt", "Because."),
+        ],
+    }
+    record.update(fields)
+    return record
+
+
+def _write(path: Path, records: list[Any]) -> Path:
+    path.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    return path
+
+
+def _corpus(tmp_path: Path) -> Path:
+    tasks = [*TASKS["train"], *TASKS["test"], "task_not_in_any_list"]
+    return _write(tmp_path / "flan_mini.json", [_record(task, i) for i in range(2) for task in tasks])
+
+
+def _task_files(tmp_path: Path) -> dict[str, str]:
+    for split, tasks in TASKS.items():
+        (tmp_path / f"{split}_tasks.txt").write_text("\n".join(tasks) + "\n\n", encoding="utf-8")
+    return {"train_tasks": str(tmp_path / "train_tasks.txt"), "test_tasks": str(tmp_path / "test_tasks.txt")}
+
+
+def _split_file(tmp_path: Path, document: Any = None) -> str:
+    path = tmp_path / "train_eval_key_list.json"
+    default = {"train_key_list": TASKS["train"], "eval_key_list": TASKS["test"]}
+    path.write_text(json.dumps(default if document is None else document), encoding="utf-8")
+    return str(path)
+
+
+def test_task_split_files_give_splits_through_load_examples(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _corpus(tmp_path)
+    with caplog.at_level(logging.INFO, logger="dynamics.data.formats.flan_mini"):
+        table = load_examples(DataConfig(source="flan_mini", path=str(path), options=_task_files(tmp_path)), seed=0)
+    assert table.schema == CANONICAL_SCHEMA
+    rows = table.to_pylist()
+    assert len(rows) == 6
+    for row in rows:
+        assert row["split"] == ("test" if row["task"] in TASKS["test"] else "train")
+        assert row["category"] == row["task"] and row["source"] == "flan_mini"
+        assert row["id"] == f"flan_{row['task']}_{row['messages'][0]['content'].split()[1]}"
+        # The study's two turns: one question, one answer.
+        assert [turn["role"] for turn in row["messages"]] == ["user", "assistant"]
+        assert row["references"] == [row["messages"][1]["content"]] and row["answer"] == row["references"][0]
+    assert "left out 2 record(s) of 1 task(s)" in caplog.text
+
+
+def test_study_split_file_gives_the_same_rows(tmp_path: Path) -> None:
+    path = _corpus(tmp_path)
+    from_lists, _ = _load(path, **_task_files(tmp_path))
+    from_json, _ = _load(path, split_file=_split_file(tmp_path))
+    assert from_json == from_lists
+
+
+def test_without_a_task_split_every_row_is_train(tmp_path: Path) -> None:
+    rows, _ = _load(_corpus(tmp_path))
+    assert len(rows) == 8 and {row["split"] for _, _, row in rows} == {"train"}
+
+
+def test_max_turns_null_reads_the_whole_conversation(tmp_path: Path) -> None:
+    rows, _ = _load(_write(tmp_path / "f.json", [_record("t", 0)]), max_turns=None)
+    assert [turn["content"] for turn in rows[0][2]["messages"]] == [
+        "Question 0 of t?",
+        "Answer 0.",
+        "Why?",
+        "Because.",
+    ]
+    assert rows[0][2]["references"] == ["Because."]
+
+
+def test_turns_past_max_turns_are_not_read(tmp_path: Path) -> None:
+    record = _record("t", 0)
+    record["conversations"][3] = _turn("narrator", 5)
+    rows, _ = _load(_write(tmp_path / "f.json", [record]))
+    assert rows[0][2]["messages"][1]["content"] == "Answer 0."
+
+
+def test_record_without_id_gets_a_derived_one(tmp_path: Path) -> None:
+    record = _record("t", 0)
+    del record["id"]
+    rows, _ = _load(_write(tmp_path / "part.json", [_record("t", 1), record]))
+    assert [row["id"] for _, _, row in rows] == ["flan_t_1", "flan_mini-part-1"]
+
+
+def test_split_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="either split_file or train_tasks/test_tasks"):
+        DataConfig(source="flan_mini", path="x", options={"split_file": "s.json", "train_tasks": "t.txt"})
+    with pytest.raises(ValueError, match="train_tasks and test_tasks go together"):
+        DataConfig(source="flan_mini", path="x", options={"train_tasks": "t.txt"})
+    with pytest.raises(ValueError, match="max_turns"):
+        DataConfig(source="flan_mini", path="x", options={"max_turns": 0})
+
+
+def test_task_in_both_lists_is_named(tmp_path: Path) -> None:
+    split_file = _split_file(tmp_path, {"train_key_list": ["a", "b"], "eval_key_list": ["b"]})
+    with pytest.raises(DataError, match=r"train_eval_key_list.json: task\(s\) in both the train and test lists: b"):
+        _load(_corpus(tmp_path), split_file=split_file)
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"train_key_list": ["a"]}, "field 'eval_key_list': expected a list of task names"),
+        ({"train_key_list": "a", "eval_key_list": []}, "field 'train_key_list': expected a list of task names"),
+        (["a"], "expected a JSON object, got list"),
+    ],
+)
+def test_malformed_split_file_is_named(tmp_path: Path, document: Any, expected: str) -> None:
+    split_file = _split_file(tmp_path, document)
+    with pytest.raises(DataError) as caught:
+        _load(_corpus(tmp_path), split_file=split_file)
+    assert str(caught.value).startswith(split_file) and expected in str(caught.value)
+
+
+def test_missing_task_list_file_is_named(tmp_path: Path) -> None:
+    files = _task_files(tmp_path)
+    files["test_tasks"] = str(tmp_path / "absent.txt")
+    with pytest.raises(DataError, match="absent.txt: no such task list file"):
+        _load(_corpus(tmp_path), **files)
+
+
+BAD_RECORDS = {
+    "missing source": ({k: v for k, v in _record("t", 9).items() if k != "source"}, "source", "missing"),
+    "empty source": (_record("t", 9, source=""), "source", "empty"),
+    "source not a string": (_record("t", 9, source=["t"]), "source", "expected str"),
+    "missing conversations": ({"id": "x", "source": "t"}, "conversations", "missing"),
+    "turn not an object": (_record("t", 9, conversations=["hello"]), "conversations[0]", "expected an object"),
+    "value missing": (_record("t", 9, conversations=[{"from": "human"}]), "conversations[0].value", "missing"),
+    "empty conversations": (_record("t", 9, conversations=[]), "conversations", "empty"),
+    "no reply": (_record("t", 9, conversations=[_turn("human", "q"), _turn("human", "q2")]), "conversations",
+                 "no assistant reply"),
+    "unknown role": (_record("t", 9, conversations=[_turn("user", "q"), _turn("gpt", "a")]),
+                     "conversations[0].from", "unknown role 'user'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECORDS))
+def test_bad_record_strict_names_file_row_and_field(tmp_path: Path, case: str) -> None:
+    record, field, message = BAD_RECORDS[case]
+    path = _write(tmp_path / "f.json", [_record("t", 0), record])
+    with pytest.raises(DataError) as caught:
+        _load(path)
+    assert str(caught.value).startswith(f"{path}: row 1: field '{field}': ")
+    assert message in str(caught.value)
+
+
+def test_bad_records_lenient_are_skipped_and_each_recorded(tmp_path: Path) -> None:
+    cases = sorted(BAD_RECORDS)
+    path = _write(tmp_path / "f.json", [_record("t", 0)] + [BAD_RECORDS[case][0] for case in cases] + [_record("t", 1)])
+    rows, log = _load(path, lenient=True)
+    assert [row["id"] for _, _, row in rows] == ["flan_t_0", "flan_t_1"]
+    assert [(p.file, p.where, p.field) for p in log.skipped] == [
+        (str(path), f"row {index}", BAD_RECORDS[case][1]) for index, case in enumerate(cases, start=1)
+    ]
+
+
+def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    forward, backward = tmp_path / "forward", tmp_path / "backward"
+    forward.mkdir()
+    backward.mkdir()
+    for folder, names in ((forward, ("a.json", "b.json")), (backward, ("b.json", "a.json"))):
+        for name in names:  # created in opposite orders
+            _write(folder / name, [_record(TASKS["train"][0], ord(name[0])), _record(TASKS["test"][0], ord(name[0]))])
+    options = _task_files(tmp_path)
+    expected = [row for _, _, row in _load(forward, **options)[0]]
+    real_rglob = pathlib.Path.rglob
+    monkeypatch.setattr(pathlib.Path, "rglob", lambda self, pattern: reversed(list(real_rglob(self, pattern))))
+    assert [row for _, _, row in _load(backward, **options)[0]] == expected
+    assert [row["split"] for row in expected] == ["train", "test", "train", "test"]

@@ -1,0 +1,233 @@
+"""Tests for the `sharegpt` format, on the shared real sample and on small fixtures written here.
+
+Run: `python -m pytest -q tests/data/formats/test_sharegpt.py`
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dynamics.config import DataConfig
+from dynamics.data.formats import LoadRequest, SourcedRow, get_format
+from dynamics.data.problems import DataError, ProblemLog
+from dynamics.data.schema import CANONICAL_SCHEMA, to_table
+
+SAMPLE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sharegpt-sample"
+SAMPLE_FILE = SAMPLE / "sharegpt_sample.json"
+needs_sample = pytest.mark.skipif(not SAMPLE_FILE.is_file(), reason=f"real sample not present at {SAMPLE}")
+
+
+def _load(location: Path, lenient: bool = False, **options: Any) -> tuple[list[SourcedRow], ProblemLog]:
+    data_format = get_format("sharegpt")
+    log = ProblemLog(lenient=lenient)
+    request = LoadRequest(str(location), "sharegpt", data_format.options(**options))
+    return data_format.loader(request, log), log
+
+
+def _turn(speaker: str, text: str) -> dict[str, str]:
+    return {"from": speaker, "value": text}
+
+
+def _chat(index: int, **fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": f"chat{index}",
+        "conversations": [_turn("human", f"Tell me fact {index}."), _turn("gpt", f"Fact {index} is true.")],
+    }
+    record.update(fields)
+    return record
+
+
+def _write(path: Path, records: list[Any]) -> Path:
+    path.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    return path
+
+
+def _index(where: str) -> int:
+    assert where.startswith("row ")
+    return int(where.split()[1])
+
+
+def _unusable(record: dict[str, Any]) -> bool:
+    """What the format must skip in the sample, decided from the raw record alone."""
+    speakers = [turn["from"] for turn in record["conversations"]]
+    return not speakers or "human" not in speakers or any(s not in ("human", "gpt", "system") for s in speakers)
+
+
+@needs_sample
+def test_real_sample_rows_keep_every_source_field() -> None:
+    source = json.loads(SAMPLE_FILE.read_text(encoding="utf-8"))
+    rows, log = _load(SAMPLE, lenient=True)
+    expected_skips = [index for index, record in enumerate(source) if _unusable(record)]
+    assert [_index(problem.where) for problem in log.skipped] == expected_skips
+    assert all(problem.file == str(SAMPLE_FILE) for problem in log.skipped)
+    assert len(rows) == len(source) - len(expected_skips)
+    for file, where, row in rows:
+        record = source[_index(where)]
+        assert file == str(SAMPLE_FILE)
+        assert row["id"] == record["id"]
+        assert (row["source"], row["task"], row["category"], row["split"]) == ("sharegpt",) * 3 + ("train",)
+        roles = [turn["role"] for turn in row["messages"]]
+        assert roles == ["user", "assistant"] * (len(roles) // 2)
+        reply = row["messages"][-1]["content"]
+        assert row["references"] == [reply] and row["answer"] == reply and reply.strip()
+        assert "choices" not in row and "question_format" not in row
+    ids = [row["id"] for _, _, row in rows]
+    assert len(set(ids)) == len(ids)
+    assert to_table([row for _, _, row in rows], origin="sample").schema == CANONICAL_SCHEMA
+
+
+@needs_sample
+def test_real_sample_contents_equal_the_source_values() -> None:
+    source = json.loads(SAMPLE_FILE.read_text(encoding="utf-8"))
+    by_id = {row["id"]: row for _, _, row in _load(SAMPLE, lenient=True)[0]}
+
+    def speakers(record: dict[str, Any]) -> list[str]:
+        return [turn["from"] for turn in record["conversations"]]
+
+    alternating = next(
+        r for r in source if len(r["conversations"]) >= 4 and speakers(r) == ["human", "gpt"] * (len(speakers(r)) // 2)
+    )
+    values = [turn["value"] for turn in alternating["conversations"]]
+    assert [turn["content"] for turn in by_id[alternating["id"]]["messages"]] == values
+    assert by_id[alternating["id"]]["references"] == [values[-1]]
+
+    # A part cut from a longer chat starts with a reply; that reply has no prompt here and is dropped.
+    cut = next(r for r in source if speakers(r)[:2] == ["gpt", "human"])
+    assert [turn["content"] for turn in by_id[cut["id"]]["messages"]] == [t["value"] for t in cut["conversations"][1:]]
+
+    # Two human turns in a row become one user turn.
+    def first_double_human(record: dict[str, Any]) -> int | None:
+        said = speakers(record)
+        return next((i for i in range(len(said) - 1) if said[i] == said[i + 1] == "human"), None)
+
+    doubled = next(r for r in source if first_double_human(r) is not None)
+    at = first_double_human(doubled)
+    assert at is not None
+    merged = "\n\n".join(t["value"] for t in doubled["conversations"][at : at + 2] if t["value"].strip())
+    assert merged in [turn["content"] for turn in by_id[doubled["id"]]["messages"]]
+
+
+@needs_sample
+def test_real_sample_loads_identically_twice() -> None:
+    first, _ = _load(SAMPLE, lenient=True)
+    second, _ = _load(SAMPLE, lenient=True)
+    assert first == second
+
+
+@needs_sample
+def test_real_sample_strict_names_the_first_unusable_row() -> None:
+    source = json.loads(SAMPLE_FILE.read_text(encoding="utf-8"))
+    first_bad = next(index for index, record in enumerate(source) if _unusable(record))
+    with pytest.raises(DataError) as caught:
+        _load(SAMPLE)
+    message = str(caught.value)
+    assert str(SAMPLE_FILE) in message and f"row {first_bad}:" in message and "field 'conversations" in message
+
+
+def test_roles_category_split_and_derived_ids(tmp_path: Path) -> None:
+    records = [
+        _chat(0),
+        {"conversations": _chat(1)["conversations"], "category": "trivia"},
+        {"conversations": _chat(2)["conversations"]},
+    ]
+    rows, _ = _load(_write(tmp_path / "chats.json", records), split="test")
+    assert [row["id"] for _, _, row in rows] == ["chat0", "sharegpt-chats-1", "sharegpt-chats-2"]
+    assert [(row["task"], row["category"]) for _, _, row in rows] == [
+        ("sharegpt", "sharegpt"),
+        ("trivia", "trivia"),
+        ("sharegpt", "sharegpt"),
+    ]
+    assert {row["split"] for _, _, row in rows} == {"test"}
+    assert rows[0][2]["messages"] == [
+        {"role": "user", "content": "Tell me fact 0."},
+        {"role": "assistant", "content": "Fact 0 is true."},
+    ]
+
+
+def test_system_turn_is_dropped_or_kept(tmp_path: Path) -> None:
+    record = _chat(0)
+    record["conversations"].insert(0, _turn("system", "Be brief."))
+    path = _write(tmp_path / "chats.json", [record])
+    dropped, _ = _load(path)
+    kept, _ = _load(path, keep_system=True)
+    assert dropped[0][2]["messages"][0]["content"] == "Tell me fact 0."
+    assert kept[0][2]["messages"][0]["content"] == "Be brief.\n\nTell me fact 0."
+
+
+def test_irregular_turns_are_normalised(tmp_path: Path) -> None:
+    turns = [
+        _turn("gpt", "(earlier reply)"),
+        _turn("human", "First part."),
+        _turn("human", "Second part."),
+        _turn("gpt", "Reply one."),
+        _turn("gpt", "Reply two."),
+        _turn("human", "Unanswered."),
+    ]
+    rows, _ = _load(_write(tmp_path / "chats.json", [_chat(0, conversations=turns)]))
+    assert rows[0][2]["messages"] == [
+        {"role": "user", "content": "First part.\n\nSecond part."},
+        {"role": "assistant", "content": "Reply one.\n\nReply two."},
+    ]
+    assert rows[0][2]["references"] == ["Reply one.\n\nReply two."]
+
+
+BAD_RECORDS = {
+    "missing conversations": ({"id": "x"}, "conversations", "missing"),
+    "conversations not a list": (_chat(9, conversations="hello"), "conversations", "expected a list"),
+    "value not a string": (_chat(9, conversations=[_turn("human", "q"), {"from": "gpt", "value": 7}]),
+                           "conversations[1].value", "expected str"),
+    "id not a string": (_chat(9, id=12), "id", "expected str"),
+    "empty conversations": (_chat(9, conversations=[]), "conversations", "empty"),
+    "no reply": (_chat(9, conversations=[_turn("human", "q")]), "conversations", "no assistant reply"),
+    "only replies": (_chat(9, conversations=[_turn("gpt", "a")]), "conversations", "no user turn"),
+    "unknown role": (_chat(9, conversations=[_turn("human", "q"), _turn("bard", "a")]),
+                     "conversations[1].from", "unknown role 'bard'"),
+    "late system turn": (_chat(9, conversations=[_turn("human", "q"), _turn("system", "s"), _turn("gpt", "a")]),
+                         "conversations[1].from", "only as the first turn"),
+    "empty final reply": (_chat(9, conversations=[_turn("human", "q"), _turn("gpt", " ")]),
+                          "conversations", "final assistant reply is empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECORDS))
+def test_bad_record_strict_names_file_row_and_field(tmp_path: Path, case: str) -> None:
+    record, field, message = BAD_RECORDS[case]
+    path = _write(tmp_path / "chats.json", [_chat(0), record])
+    with pytest.raises(DataError) as caught:
+        _load(path)
+    assert str(caught.value).startswith(f"{path}: row 1: field '{field}': ")
+    assert message in str(caught.value)
+
+
+def test_bad_records_lenient_are_skipped_and_each_recorded(tmp_path: Path) -> None:
+    cases = sorted(BAD_RECORDS)
+    path = _write(tmp_path / "chats.json", [_chat(0)] + [BAD_RECORDS[case][0] for case in cases] + [_chat(1)])
+    rows, log = _load(path, lenient=True)
+    assert [row["id"] for _, _, row in rows] == ["chat0", "chat1"]
+    assert [(p.file, p.where, p.field) for p in log.skipped] == [
+        (str(path), f"row {index}", BAD_RECORDS[case][1]) for index, case in enumerate(cases, start=1)
+    ]
+
+
+def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    forward, backward = tmp_path / "forward", tmp_path / "backward"
+    forward.mkdir()
+    backward.mkdir()
+    for folder, names in ((forward, ("a.json", "b.json")), (backward, ("b.json", "a.json"))):
+        for name in names:  # created in opposite orders
+            _write(folder / name, [_chat(ord(name[0])), {"conversations": _chat(0)["conversations"]}])
+    expected = [row for _, _, row in _load(forward)[0]]
+    real_rglob = pathlib.Path.rglob
+    monkeypatch.setattr(pathlib.Path, "rglob", lambda self, pattern: reversed(list(real_rglob(self, pattern))))
+    assert [row for _, _, row in _load(backward)[0]] == expected
+    assert [row["id"] for row in expected] == ["chat97", "sharegpt-a-1", "chat98", "sharegpt-b-1"]
+
+
+def test_unknown_option_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keep_sytem"):
+        DataConfig(source="sharegpt", path=str(tmp_path), options={"keep_sytem": True})

@@ -1,0 +1,55 @@
+"""The normalised-data cache: a second load is a hit, a changed source file is a miss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dynamics.config import DataConfig
+from dynamics.data.sources import load_data
+
+
+def _row(index: int, split: str, task: str) -> dict:
+    return {
+        "id": f"c/{index}",
+        "source": "local",
+        "task": task,
+        "category": task,
+        "split": split,
+        "messages": [{"role": "user", "content": f"q{index}"}, {"role": "assistant", "content": f"a{index}"}],
+        "references": [f"a{index}"],
+    }
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_second_load_hits_and_a_changed_file_misses(tmp_path: Path) -> None:
+    source = tmp_path / "data.jsonl"
+    _write(source, [_row(0, "train", "t"), _row(1, "test", "u")])
+    config = DataConfig(source="canonical", path=str(source))
+    cache = tmp_path / "cache"
+
+    first = load_data(config, seed=0, cache_dir=cache)
+    second = load_data(config, seed=0, cache_dir=cache)
+    assert not first.cache_hit and second.cache_hit
+    assert first.cache_path == second.cache_path and second.cache_path.exists()
+    assert second.table.equals(first.table)
+
+    _write(source, [_row(0, "train", "t"), _row(1, "test", "u"), _row(2, "train", "t")])
+    third = load_data(config, seed=0, cache_dir=cache)
+    assert not third.cache_hit and third.cache_path != first.cache_path
+    assert third.table.num_rows == 3
+
+    other_seed = load_data(config, seed=1, cache_dir=cache)
+    assert not other_seed.cache_hit
+
+
+def test_cached_parquet_bytes_are_identical_across_fresh_caches(tmp_path: Path) -> None:
+    source = tmp_path / "data.jsonl"
+    _write(source, [_row(i, "train" if i % 3 else "test", "t" if i % 3 else "u") for i in range(30)])
+    config = DataConfig(source="canonical", path=str(source))
+    a = load_data(config, seed=0, cache_dir=tmp_path / "a").cache_path
+    b = load_data(config, seed=0, cache_dir=tmp_path / "b").cache_path
+    assert a.name == b.name and a.read_bytes() == b.read_bytes()
