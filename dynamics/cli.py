@@ -54,7 +54,7 @@ def _arrange(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args.set))
     start_ray(prepare_environment(config.scaling.use_gpu))
     study = prepare(config)
-    arrangements = arrange_grid(study.train_pool, study.test, config, study.workdir)
+    arrangements = arrange_grid(study.train_pool, study.test, study.config, study.workdir)
     for (volume, ordering, seed), ref in sorted(arrangements.items()):
         print(f"volume={volume} ordering={ordering} seed={seed} -> {ref.order_path} ({ref.content_hash[:12]})")
     return 0

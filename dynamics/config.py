@@ -193,15 +193,17 @@ class TrackingConfig(_Strict):
 class GridConfig(_Strict):
     """The sweep: one trial per combination."""
 
-    volume: list[int] = Field([160, 640], min_length=1, description="Training examples per trial.")
+    volume: list[int | Literal["all"]] = Field(
+        [160, 640], min_length=1, description="Training examples per trial (nested subsets); 'all' = the whole pool."
+    )
     model: list[str] = Field(["tiny-0.5m", "tiny-2m"], min_length=1, description="Keys of `models`.")
     permutation: list[str] = Field(["nft", "fft", "rt"], min_length=1, description="Registered orderings.")
     seed: list[int] = Field([0], min_length=1, description="Seeds for sampling and random orders.")
 
     @field_validator("volume")
     @classmethod
-    def _positive(cls, volumes: list[int]) -> list[int]:
-        if any(v < 1 for v in volumes):
+    def _positive(cls, volumes: list[int | str]) -> list[int | str]:
+        if any(isinstance(v, int) and v < 1 for v in volumes):
             raise ValueError("volumes must be >= 1")
         return volumes
 

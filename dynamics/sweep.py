@@ -60,12 +60,7 @@ def prepare(config: SweepConfig) -> PreparedStudy:
     )
     table = loaded.table
     train_pool, test = split_of(table, "train"), split_of(table, "test")
-    largest = max(config.grid.volume)
-    if largest > train_pool.num_rows:
-        raise DataError(
-            f"grid.volume: {largest} exceeds the {train_pool.num_rows} training examples of data source "
-            f"'{config.data.source}'"
-        )
+    config = _with_resolved_volumes(config, train_pool.num_rows)
     if not is_local() and config.storage_path is None:
         raise ConfigError(
             "storage_path: on a cluster (RAY_ADDRESS is set) Ray Train needs shared storage that every node "
@@ -78,11 +73,25 @@ def prepare(config: SweepConfig) -> PreparedStudy:
     return PreparedStudy(config, workdir, train_pool, test, models, tracking_uri, storage_path)
 
 
+def _with_resolved_volumes(config: SweepConfig, pool_size: int) -> SweepConfig:
+    """'all' becomes the pool size; a volume larger than the pool is an error naming both numbers."""
+    volumes = [pool_size if volume == "all" else volume for volume in config.grid.volume]
+    too_large = [volume for volume in volumes if volume > pool_size]
+    if too_large:
+        raise DataError(
+            f"grid.volume: {max(too_large)} exceeds the {pool_size} training examples of data source "
+            f"'{config.data.source}'"
+        )
+    grid = config.grid.model_copy(update={"volume": sorted(set(volumes), key=volumes.index)})
+    return config.model_copy(update={"grid": grid})
+
+
 def run_sweep(config: SweepConfig) -> SweepResult:
     """Run the whole study and return where its results are."""
     started = time.perf_counter()
     worker_env = prepare_environment(config.scaling.use_gpu)
     study = prepare(config)
+    config = study.config  # volumes resolved against the loaded pool
     from mlflow.tracking import MlflowClient
     from ray import tune
 
