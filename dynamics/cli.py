@@ -23,9 +23,9 @@ from dynamics.data.sources import DataError
 DEFAULT_CONFIG = Path("experiments/configs/offline.yaml")
 
 
-def _overrides(pairs: list[str]) -> dict[str, object]:
-    """`--set train.lr=1e-4` pairs, values parsed as YAML scalars."""
-    parsed = {}
+def _overrides(pairs: list[str], lenient: bool = False) -> dict[str, object]:
+    """`--set train.lr=1e-4` pairs, values parsed as YAML scalars; `--lenient` is `data.lenient=true`."""
+    parsed: dict[str, object] = {"data.lenient": True} if lenient else {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
@@ -37,7 +37,7 @@ def _overrides(pairs: list[str]) -> dict[str, object]:
 def _sweep(args: argparse.Namespace) -> int:
     from dynamics.sweep import run_sweep
 
-    result = run_sweep(load_config(args.config, _overrides(args.set)))
+    result = run_sweep(load_config(args.config, _overrides(args.set, args.lenient)))
     print(f"sweep finished: {result.num_trials} trials ({result.failed_trials} failed) in {result.wall_s:.0f} s")
     print(f"parent run: {result.parent_run_id}  tracking: {result.tracking_uri}")
     print(f"figure: {result.summary['figure']}")
@@ -51,7 +51,7 @@ def _arrange(args: argparse.Namespace) -> int:
     from dynamics.runtime import prepare_environment, start_ray
     from dynamics.sweep import prepare
 
-    config = load_config(args.config, _overrides(args.set))
+    config = load_config(args.config, _overrides(args.set, args.lenient))
     start_ray(prepare_environment(config.scaling.use_gpu))
     study = prepare(config)
     arrangements = arrange_grid(study.train_pool, study.test, study.config, study.workdir)
@@ -66,7 +66,7 @@ def _report(args: argparse.Namespace) -> int:
     from dynamics.report import report_sweep
     from dynamics.tracking import default_tracking_uri
 
-    config = load_config(args.config, _overrides(args.set))
+    config = load_config(args.config, _overrides(args.set, args.lenient))
     workdir = Path(config.workdir).resolve()
     client = MlflowClient(config.tracking.uri or default_tracking_uri(workdir))
     summary = report_sweep(client, args.parent_run, workdir / "report" / args.parent_run)
@@ -79,7 +79,7 @@ def _data_inspect(args: argparse.Namespace) -> int:
     from dynamics.data.sources import load_data
     from dynamics.models import builtin_tokenizer, load_tokenizer
 
-    config = load_config(args.config, _overrides(args.set))
+    config = load_config(args.config, _overrides(args.set, args.lenient))
     workdir = Path(config.workdir).resolve()
     loaded = load_data(config.data, min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir)
     first_model = config.models[config.grid.model[0]]
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name)
         command.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+        command.add_argument("--lenient", action="store_true", help="skip bad data rows and report each one")
         if name == "report":
             command.add_argument("--parent-run", required=True, help="MLflow run id of the sweep")
         command.set_defaults(handler=handler)
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = data.add_parser("inspect", help="counts per split/task/category, token lengths, cache path")
     inspect.add_argument("config", type=Path, nargs="?", default=DEFAULT_CONFIG)
     inspect.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    inspect.add_argument("--lenient", action="store_true", help="skip bad data rows and report each one")
     inspect.set_defaults(handler=_data_inspect)
     return parser
 

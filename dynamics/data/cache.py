@@ -38,6 +38,21 @@ def source_fingerprint(location: str) -> dict[str, str]:
     return {str(file.relative_to(base)): _file_digest(file) for file in files}
 
 
+def referenced_files(options: dict[str, Any]) -> dict[str, str]:
+    """Content hashes of files that format options point at (split lists, key files), so editing one is a miss."""
+    found: dict[str, str] = {}
+    values = list(options.values())
+    while values:
+        value = values.pop()
+        if isinstance(value, dict):
+            values.extend(value.values())
+        elif isinstance(value, list):
+            values.extend(value)
+        elif isinstance(value, str) and Path(value).is_file():
+            found[value] = _file_digest(Path(value))
+    return dict(sorted(found.items()))
+
+
 def cache_key(description: dict[str, Any]) -> str:
     payload = json.dumps({"version": CACHE_VERSION, **description}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]

@@ -47,23 +47,29 @@ def read_json_records(path: Path, log: ProblemLog) -> Iterator[tuple[str, dict[s
     A whole-file problem (bad encoding, a broken JSON list) always raises; a bad line of a JSON Lines file
     is a row problem (raised when strict, skipped and reported when lenient).
     """
-    text = _text(path)
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                DataProblem(str(path), f"line {error.lineno}", "", f"malformed JSON ({error.msg})")
-            ) from None
-        for index, record in enumerate(records):
-            yield from _checked_object(path, f"row {index}", record, log)
+    data = path.read_bytes()
+    if data.lstrip()[:1] != b"[":
+        yield from _json_lines(path, data, log)
         return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    try:
+        records = json.loads(_text(path))
+    except json.JSONDecodeError as error:
+        raise DataError(DataProblem(str(path), f"line {error.lineno}", "", f"malformed JSON ({error.msg})")) from None
+    for index, record in enumerate(records):
+        yield from _checked_object(path, f"row {index}", record, log)
+
+
+def _json_lines(path: Path, data: bytes, log: ProblemLog) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Records of a JSON Lines file; a line that is not UTF-8 or not JSON is a row problem of its own."""
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            message = f"not valid UTF-8 (at byte {error.start} of the line)"
+            log.report(DataProblem(str(path), f"line {number}", "", message))
+            continue
         except json.JSONDecodeError as error:
             log.report(DataProblem(str(path), f"line {number}", "", f"truncated or malformed JSON line ({error.msg})"))
             continue

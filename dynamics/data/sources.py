@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from dynamics.config import DataConfig, TestSourceConfig
 from dynamics.data.arrow_checks import first_duplicate
 from dynamics.data.builtin import generate_builtin
-from dynamics.data.cache import cache_key, read_cached, source_fingerprint, write_cached
+from dynamics.data.cache import cache_key, read_cached, referenced_files, source_fingerprint, write_cached
 from dynamics.data.formats import ArrowRows, LoadRequest, SourcedRow, get_format
 from dynamics.data.problems import DataError, DataProblem, ProblemLog
 from dynamics.data.sampling import apply_sampling
@@ -129,9 +129,10 @@ def load_data(
     """
     key = None
     if cache_dir is not None and config.source != "builtin":
-        files = {"main": source_fingerprint(str(config.path))}
+        files = {"main": source_fingerprint(str(config.path)), "main_options": referenced_files(config.options)}
         if config.test_source is not None:
             files["test"] = source_fingerprint(config.test_source.path)
+            files["test_options"] = referenced_files(config.test_source.options)
         description = {
             "files": files,
             "data": config.model_dump(mode="json", exclude={"per_train_task", "per_test_task"}),

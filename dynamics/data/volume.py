@@ -7,16 +7,11 @@ abilities and nested: volume 160 ⊂ volume 640 for the same seed.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
-def _category_seed(seed: int, category: str) -> int:
-    digest = hashlib.sha256(f"{seed}/{category}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+from dynamics.data.sampling import stable_seed
 
 
 def volume_order(table: pa.Table, seed: int) -> list[int]:
@@ -29,7 +24,7 @@ def volume_order(table: pa.Table, seed: int) -> list[int]:
     queues: list[list[int]] = []
     for category in sorted(rows_by_category):
         rows = sorted(rows_by_category[category], key=ids.__getitem__)
-        permutation = np.random.default_rng(_category_seed(seed, category)).permutation(len(rows))
+        permutation = np.random.default_rng(stable_seed(seed, category)).permutation(len(rows))
         queues.append([rows[i] for i in permutation])
     order: list[int] = []
     depth = 0

@@ -53,3 +53,18 @@ def test_cached_parquet_bytes_are_identical_across_fresh_caches(tmp_path: Path) 
     a = load_data(config, seed=0, cache_dir=tmp_path / "a").cache_path
     b = load_data(config, seed=0, cache_dir=tmp_path / "b").cache_path
     assert a.name == b.name and a.read_bytes() == b.read_bytes()
+
+
+def test_editing_a_file_named_in_the_options_is_a_miss(tmp_path: Path) -> None:
+    data = tmp_path / "flan.json"
+    turns = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "r"}]
+    records = [{"id": name, "source": f"task_{name}", "conversations": turns} for name in ("a", "b")]
+    data.write_text(json.dumps(records))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train_key_list": ["task_a"], "eval_key_list": ["task_b"]}))
+    config = DataConfig(source="flan_mini", path=str(data), options={"split_file": str(split)})
+    cache = tmp_path / "cache"
+    assert not load_data(config, seed=0, cache_dir=cache).cache_hit
+    assert load_data(config, seed=0, cache_dir=cache).cache_hit
+    split.write_text(json.dumps({"train_key_list": ["task_a", "task_c"], "eval_key_list": ["task_b"]}))
+    assert not load_data(config, seed=0, cache_dir=cache).cache_hit

@@ -249,3 +249,34 @@ def test_unknown_source_name_is_a_config_error_with_a_hint() -> None:
 
     with pytest.raises(ConfigError, match=r"unknown data source 'canonicl'.*did you mean 'canonical'"):
         parse_config({"models": {}, "grid": {"model": []}, "data": {"source": "canonicl", "path": "x"}})
+
+
+def test_lenient_mode_skips_a_non_utf8_line_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "examples.jsonl"
+    good = [json.dumps(_row(0)).encode(), json.dumps(_row(1, split="test", task="held_out")).encode()]
+    path.write_bytes(good[0] + b"\n" + b'{"id": "caf\xe9"}\n' + good[1] + b"\n")
+    config = DataConfig(source="canonical", path=str(path), lenient=True)
+    table = load_examples(config, seed=0, report_dir=tmp_path)
+    assert table.column("id").to_pylist() == ["local/000", "local/001"]
+    report = [json.loads(line) for line in (tmp_path / "skipped_rows.jsonl").read_text().splitlines()]
+    assert [(r["where"], r["message"].split(" (")[0]) for r in report] == [("line 2", "not valid UTF-8")]
+
+
+def test_cli_lenient_flag_sets_data_lenient(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from dynamics.cli import main
+
+    path = tmp_path / "examples.jsonl"
+    rows = [_row(0), _row(1, split="test", task="held_out"), _row(2, messages=[])]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments/configs/offline.yaml").read_text())
+    raw["data"] = {"source": "canonical", "path": str(path)}
+    raw["workdir"] = str(tmp_path / "work")
+    config_path = tmp_path / "study.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    assert main(["data", "inspect", str(config_path)]) == 2
+    assert "field 'messages'" in capsys.readouterr().err
+    assert main(["data", "inspect", str(config_path), "--lenient"]) == 0
+    assert "rows: 2" in capsys.readouterr().out
+    assert (tmp_path / "work" / "skipped_rows.jsonl").is_file()
