@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from format_helpers import load_format_rows
 
 from dynamics.config import DataConfig, parse_config
-from dynamics.data.formats import LoadRequest, get_format
 from dynamics.data.formats.doit import DoitOptions
 from dynamics.data.problems import DataError, ProblemLog
 from dynamics.data.schema import to_table
@@ -83,9 +83,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def _load(location: Path | str, log: ProblemLog | None = None, **options: Any) -> dict[str, dict[str, Any]]:
-    data_format = get_format("doit")
-    request = LoadRequest(str(location), "doit", data_format.options.model_validate(options))
-    sourced = data_format.loader(request, log or ProblemLog())
+    sourced = load_format_rows("doit", location, log or ProblemLog(), **options)
     return {row["id"]: row for _, _, row in sourced}
 
 

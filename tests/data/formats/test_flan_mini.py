@@ -7,26 +7,22 @@ from __future__ import annotations
 
 import json
 import logging
-import pathlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from format_helpers import check_bad_record_named, load_bad_records_leniently, load_format, load_in_both_listing_orders
+from format_helpers import write_json as _write
 
 from dynamics.config import DataConfig
-from dynamics.data.formats import LoadRequest, SourcedRow, get_format
-from dynamics.data.problems import DataError, ProblemLog
+from dynamics.data.problems import DataError
 from dynamics.data.schema import CANONICAL_SCHEMA
 from dynamics.data.sources import load_examples
 
 TASKS = {"train": ["task_sum_digits", "cola:1.0.0"], "test": ["task_reverse_word"]}
 
-
-def _load(location: Path, lenient: bool = False, **options: Any) -> tuple[list[SourcedRow], ProblemLog]:
-    data_format = get_format("flan_mini")
-    log = ProblemLog(lenient=lenient)
-    request = LoadRequest(str(location), "flan_mini", data_format.options(**options))
-    return data_format.loader(request, log), log
+_load = partial(load_format, "flan_mini")
 
 
 def _turn(speaker: str, text: str) -> dict[str, str]:
@@ -46,11 +42,6 @@ def _record(task: str, index: int, **fields: Any) -> dict[str, Any]:
     }
     record.update(fields)
     return record
-
-
-def _write(path: Path, records: list[Any]) -> Path:
-    path.write_text(json.dumps(records, indent=1), encoding="utf-8")
-    return path
 
 
 def _corpus(tmp_path: Path) -> Path:
@@ -180,33 +171,18 @@ BAD_RECORDS = {
 @pytest.mark.parametrize("case", sorted(BAD_RECORDS))
 def test_bad_record_strict_names_file_row_and_field(tmp_path: Path, case: str) -> None:
     record, field, message = BAD_RECORDS[case]
-    path = _write(tmp_path / "f.json", [_record("t", 0), record])
-    with pytest.raises(DataError) as caught:
-        _load(path)
-    assert str(caught.value).startswith(f"{path}: row 1: field '{field}': ")
-    assert message in str(caught.value)
+    check_bad_record_named(_load, _write(tmp_path / "f.json", [_record("t", 0), record]), field, message)
 
 
 def test_bad_records_lenient_are_skipped_and_each_recorded(tmp_path: Path) -> None:
-    cases = sorted(BAD_RECORDS)
-    path = _write(tmp_path / "f.json", [_record("t", 0)] + [BAD_RECORDS[case][0] for case in cases] + [_record("t", 1)])
-    rows, log = _load(path, lenient=True)
+    rows = load_bad_records_leniently(_load, tmp_path / "f.json", _record("t", 0), BAD_RECORDS, _record("t", 1))
     assert [row["id"] for _, _, row in rows] == ["flan_t_0", "flan_t_1"]
-    assert [(p.file, p.where, p.field) for p in log.skipped] == [
-        (str(path), f"row {index}", BAD_RECORDS[case][1]) for index, case in enumerate(cases, start=1)
-    ]
 
 
 def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    forward, backward = tmp_path / "forward", tmp_path / "backward"
-    forward.mkdir()
-    backward.mkdir()
-    for folder, names in ((forward, ("a.json", "b.json")), (backward, ("b.json", "a.json"))):
-        for name in names:  # created in opposite orders
-            _write(folder / name, [_record(TASKS["train"][0], ord(name[0])), _record(TASKS["test"][0], ord(name[0]))])
+    def records(name: str) -> list[Any]:
+        return [_record(TASKS["train"][0], ord(name[0])), _record(TASKS["test"][0], ord(name[0]))]
+
     options = _task_files(tmp_path)
-    expected = [row for _, _, row in _load(forward, **options)[0]]
-    real_rglob = pathlib.Path.rglob
-    monkeypatch.setattr(pathlib.Path, "rglob", lambda self, pattern: reversed(list(real_rglob(self, pattern))))
-    assert [row for _, _, row in _load(backward, **options)[0]] == expected
+    expected = load_in_both_listing_orders(_load, tmp_path, monkeypatch, ("a.json", "b.json"), records, **options)
     assert [row["split"] for row in expected] == ["train", "test", "train", "test"]

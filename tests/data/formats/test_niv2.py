@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from format_helpers import SHARED_DATA
 from pydantic import ValidationError
 
 from dynamics.config import DataConfig
@@ -19,7 +20,7 @@ from dynamics.data.formats.niv2 import build_prompt, count_words, fit_prompts
 from dynamics.data.schema import CANONICAL_SCHEMA
 from dynamics.data.sources import SKIPPED_REPORT, DataError, load_examples
 
-SAMPLE = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "niv2-sample"
+SAMPLE = SHARED_DATA / "niv2-sample"
 needs_sample = pytest.mark.skipif(
     not SAMPLE.is_dir(), reason=f"NIV2 sample folder not found at {SAMPLE} (shared test data not checked out)"
 )

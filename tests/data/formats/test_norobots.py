@@ -5,28 +5,29 @@ Run: `python -m pytest -q tests/data/formats/test_norobots.py`
 
 from __future__ import annotations
 
-import json
-import pathlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from format_helpers import (
+    check_bad_record_named,
+    load_bad_records_leniently,
+    load_format,
+    load_in_both_listing_orders,
+    write_json,
+)
+from format_helpers import write_jsonl as _jsonl
 
 from dynamics.config import DataConfig
-from dynamics.data.formats import LoadRequest, SourcedRow, get_format
 from dynamics.data.formats.norobots import split_from_name
-from dynamics.data.problems import DataError, ProblemLog
+from dynamics.data.problems import DataError
 from dynamics.data.schema import CANONICAL_SCHEMA
 from dynamics.data.sources import load_examples
 
-
-def _load(location: Path, lenient: bool = False, **options: Any) -> tuple[list[SourcedRow], ProblemLog]:
-    data_format = get_format("norobots")
-    log = ProblemLog(lenient=lenient)
-    request = LoadRequest(str(location), "norobots", data_format.options(**options))
-    return data_format.loader(request, log), log
+_load = partial(load_format, "norobots")
 
 
 def _message(role: str, content: str) -> dict[str, str]:
@@ -43,11 +44,6 @@ def _record(key: str, category: str = "Generation", **fields: Any) -> dict[str, 
     }
     record.update(fields)
     return record
-
-
-def _jsonl(path: Path, records: list[Any]) -> Path:
-    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
-    return path
 
 
 def _split_folder(tmp_path: Path) -> Path:
@@ -152,36 +148,22 @@ BAD_RECORDS = {
 @pytest.mark.parametrize("case", sorted(BAD_RECORDS))
 def test_bad_record_strict_names_file_row_and_field(tmp_path: Path, case: str) -> None:
     record, field, message = BAD_RECORDS[case]
-    path = _jsonl(tmp_path / "train.jsonl", [_record("red"), record])
-    with pytest.raises(DataError) as caught:
-        _load(path)
-    assert str(caught.value).startswith(f"{path}: row 1: field '{field}': ")
-    assert message in str(caught.value)
+    check_bad_record_named(_load, _jsonl(tmp_path / "train.jsonl", [_record("red"), record]), field, message)
 
 
 def test_bad_records_lenient_are_skipped_and_each_recorded(tmp_path: Path) -> None:
-    cases = sorted(BAD_RECORDS)
-    records = [_record("red")] + [BAD_RECORDS[case][0] for case in cases] + [_record("blue")]
+    compact = partial(write_json, indent=None)
     path = tmp_path / "train.json"
-    path.write_text(json.dumps(records), encoding="utf-8")
-    rows, log = _load(path, lenient=True)
+    rows = load_bad_records_leniently(_load, path, _record("red"), BAD_RECORDS, _record("blue"), write=compact)
     assert [row["id"] for _, _, row in rows] == ["id-red", "id-blue"]
-    assert [(p.file, p.where, p.field) for p in log.skipped] == [
-        (str(path), f"row {index}", BAD_RECORDS[case][1]) for index, case in enumerate(cases, start=1)
-    ]
 
 
 def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    forward, backward = tmp_path / "forward", tmp_path / "backward"
-    forward.mkdir()
-    backward.mkdir()
-    for folder, names in ((forward, ("train.jsonl", "test.jsonl")), (backward, ("test.jsonl", "train.jsonl"))):
-        for name in names:  # created in opposite orders
-            _jsonl(folder / name, [_record(f"{name}-1", name), _record(f"{name}-2", name)])
-    expected = [row for _, _, row in _load(forward)[0]]
-    real_rglob = pathlib.Path.rglob
-    monkeypatch.setattr(pathlib.Path, "rglob", lambda self, pattern: reversed(list(real_rglob(self, pattern))))
-    assert [row for _, _, row in _load(backward)[0]] == expected
+    def records(name: str) -> list[Any]:
+        return [_record(f"{name}-1", name), _record(f"{name}-2", name)]
+
+    names = ("train.jsonl", "test.jsonl")
+    expected = load_in_both_listing_orders(_load, tmp_path, monkeypatch, names, records, write=_jsonl)
     assert [row["id"] for row in expected] == [f"id-{name}.jsonl-{i}" for name in ("test", "train") for i in (1, 2)]
 
 

@@ -6,26 +6,28 @@ Run: `python -m pytest -q tests/data/formats/test_p3.py`
 from __future__ import annotations
 
 import json
-import pathlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from format_helpers import (
+    check_bad_record_named,
+    load_bad_records_leniently,
+    load_format,
+    load_in_both_listing_orders,
+    write_json,
+)
+from format_helpers import write_jsonl as _jsonl
 
 from dynamics.config import DataConfig
-from dynamics.data.formats import LoadRequest, SourcedRow, get_format
-from dynamics.data.problems import DataError, ProblemLog
+from dynamics.data.problems import DataError
 from dynamics.data.schema import CANONICAL_SCHEMA
 from dynamics.data.sources import load_examples
 
 HELD_OUT = ["super_glue_cb", "story_cloze"]
 
-
-def _load(location: Path, lenient: bool = False, **options: Any) -> tuple[list[SourcedRow], ProblemLog]:
-    data_format = get_format("p3")
-    log = ProblemLog(lenient=lenient)
-    request = LoadRequest(str(location), "p3", data_format.options(**options))
-    return data_format.loader(request, log), log
+_load = partial(load_format, "p3")
 
 
 def _native(task: str, index: int, **fields: Any) -> dict[str, Any]:
@@ -45,11 +47,6 @@ def _reformatted(index: int, **fields: Any) -> dict[str, Any]:
     }
     record.update(fields)
     return record
-
-
-def _jsonl(path: Path, records: list[Any]) -> Path:
-    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
-    return path
 
 
 def test_both_layouts_load_through_load_examples(tmp_path: Path) -> None:
@@ -116,22 +113,14 @@ BAD_RECORDS = {
 @pytest.mark.parametrize("case", sorted(BAD_RECORDS))
 def test_bad_record_strict_names_file_row_and_field(tmp_path: Path, case: str) -> None:
     record, field, message = BAD_RECORDS[case]
-    path = _jsonl(tmp_path / "p3.jsonl", [_native("t", 0), record])
-    with pytest.raises(DataError) as caught:
-        _load(path)
-    assert str(caught.value).startswith(f"{path}: row 1: field '{field}': ")
-    assert message in str(caught.value)
+    check_bad_record_named(_load, _jsonl(tmp_path / "p3.jsonl", [_native("t", 0), record]), field, message)
 
 
 def test_bad_records_lenient_are_skipped_and_each_recorded(tmp_path: Path) -> None:
-    cases = sorted(BAD_RECORDS)
+    compact = partial(write_json, indent=None)
     path = tmp_path / "p3.json"
-    path.write_text(json.dumps([_native("t", 0)] + [BAD_RECORDS[case][0] for case in cases] + [_native("t", 1)]))
-    rows, log = _load(path, lenient=True)
-    assert [row["id"] for _, _, row in rows] == ["p3-p3-0", f"p3-p3-{len(cases) + 1}"]
-    assert [(p.file, p.where, p.field) for p in log.skipped] == [
-        (str(path), f"row {index}", BAD_RECORDS[case][1]) for index, case in enumerate(cases, start=1)
-    ]
+    rows = load_bad_records_leniently(_load, path, _native("t", 0), BAD_RECORDS, _native("t", 1), write=compact)
+    assert [row["id"] for _, _, row in rows] == ["p3-p3-0", f"p3-p3-{len(BAD_RECORDS) + 1}"]
 
 
 def test_truncated_line_is_named_by_line(tmp_path: Path) -> None:
@@ -143,14 +132,11 @@ def test_truncated_line_is_named_by_line(tmp_path: Path) -> None:
 
 
 def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    forward, backward = tmp_path / "forward", tmp_path / "backward"
-    forward.mkdir()
-    backward.mkdir()
-    for folder, names in ((forward, ("anli_a.jsonl", "cb_b.jsonl")), (backward, ("cb_b.jsonl", "anli_a.jsonl"))):
-        for name in names:  # created in opposite orders
-            _jsonl(folder / name, [_reformatted(len(name)), _native("super_glue_cb_x", len(name))])
-    expected = [row for _, _, row in _load(forward, test_tasks=HELD_OUT)[0]]
-    real_rglob = pathlib.Path.rglob
-    monkeypatch.setattr(pathlib.Path, "rglob", lambda self, pattern: reversed(list(real_rglob(self, pattern))))
-    assert [row for _, _, row in _load(backward, test_tasks=HELD_OUT)[0]] == expected
+    def records(name: str) -> list[Any]:
+        return [_reformatted(len(name)), _native("super_glue_cb_x", len(name))]
+
+    names = ("anli_a.jsonl", "cb_b.jsonl")
+    expected = load_in_both_listing_orders(
+        _load, tmp_path, monkeypatch, names, records, write=_jsonl, test_tasks=HELD_OUT
+    )
     assert [row["task"] for row in expected] == ["anli_a", "super_glue_cb_x", "cb_b", "super_glue_cb_x"]

@@ -6,27 +6,29 @@ Run: `python -m pytest -q tests/data/formats/test_sharegpt.py`
 from __future__ import annotations
 
 import json
-import pathlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from format_helpers import (
+    SHARED_DATA,
+    check_bad_record_named,
+    load_bad_records_leniently,
+    load_format,
+    load_in_both_listing_orders,
+)
+from format_helpers import write_json as _write
 
 from dynamics.config import DataConfig
-from dynamics.data.formats import LoadRequest, SourcedRow, get_format
-from dynamics.data.problems import DataError, ProblemLog
+from dynamics.data.problems import DataError
 from dynamics.data.schema import CANONICAL_SCHEMA, to_table
 
-SAMPLE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sharegpt-sample"
+SAMPLE = SHARED_DATA / "sharegpt-sample"
 SAMPLE_FILE = SAMPLE / "sharegpt_sample.json"
 needs_sample = pytest.mark.skipif(not SAMPLE_FILE.is_file(), reason=f"real sample not present at {SAMPLE}")
 
-
-def _load(location: Path, lenient: bool = False, **options: Any) -> tuple[list[SourcedRow], ProblemLog]:
-    data_format = get_format("sharegpt")
-    log = ProblemLog(lenient=lenient)
-    request = LoadRequest(str(location), "sharegpt", data_format.options(**options))
-    return data_format.loader(request, log), log
+_load = partial(load_format, "sharegpt")
 
 
 def _turn(speaker: str, text: str) -> dict[str, str]:
@@ -40,11 +42,6 @@ def _chat(index: int, **fields: Any) -> dict[str, Any]:
     }
     record.update(fields)
     return record
-
-
-def _write(path: Path, records: list[Any]) -> Path:
-    path.write_text(json.dumps(records, indent=1), encoding="utf-8")
-    return path
 
 
 def _index(where: str) -> int:
@@ -197,34 +194,19 @@ BAD_RECORDS = {
 @pytest.mark.parametrize("case", sorted(BAD_RECORDS))
 def test_bad_record_strict_names_file_row_and_field(tmp_path: Path, case: str) -> None:
     record, field, message = BAD_RECORDS[case]
-    path = _write(tmp_path / "chats.json", [_chat(0), record])
-    with pytest.raises(DataError) as caught:
-        _load(path)
-    assert str(caught.value).startswith(f"{path}: row 1: field '{field}': ")
-    assert message in str(caught.value)
+    check_bad_record_named(_load, _write(tmp_path / "chats.json", [_chat(0), record]), field, message)
 
 
 def test_bad_records_lenient_are_skipped_and_each_recorded(tmp_path: Path) -> None:
-    cases = sorted(BAD_RECORDS)
-    path = _write(tmp_path / "chats.json", [_chat(0)] + [BAD_RECORDS[case][0] for case in cases] + [_chat(1)])
-    rows, log = _load(path, lenient=True)
+    rows = load_bad_records_leniently(_load, tmp_path / "chats.json", _chat(0), BAD_RECORDS, _chat(1))
     assert [row["id"] for _, _, row in rows] == ["chat0", "chat1"]
-    assert [(p.file, p.where, p.field) for p in log.skipped] == [
-        (str(path), f"row {index}", BAD_RECORDS[case][1]) for index, case in enumerate(cases, start=1)
-    ]
 
 
 def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    forward, backward = tmp_path / "forward", tmp_path / "backward"
-    forward.mkdir()
-    backward.mkdir()
-    for folder, names in ((forward, ("a.json", "b.json")), (backward, ("b.json", "a.json"))):
-        for name in names:  # created in opposite orders
-            _write(folder / name, [_chat(ord(name[0])), {"conversations": _chat(0)["conversations"]}])
-    expected = [row for _, _, row in _load(forward)[0]]
-    real_rglob = pathlib.Path.rglob
-    monkeypatch.setattr(pathlib.Path, "rglob", lambda self, pattern: reversed(list(real_rglob(self, pattern))))
-    assert [row for _, _, row in _load(backward)[0]] == expected
+    def records(name: str) -> list[Any]:
+        return [_chat(ord(name[0])), {"conversations": _chat(0)["conversations"]}]
+
+    expected = load_in_both_listing_orders(_load, tmp_path, monkeypatch, ("a.json", "b.json"), records)
     assert [row["id"] for row in expected] == ["chat97", "sharegpt-a-1", "chat98", "sharegpt-b-1"]
 
 
