@@ -24,7 +24,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
-class TestSourceConfig(_Strict):
+class EvalSourceConfig(_Strict):
     """A second source whose rows are all test examples (e.g. train on ShareGPT, test on NIV2 held-out tasks)."""
 
     source: str = Field(..., description="A registered format, e.g. 'niv2'.")
@@ -34,7 +34,7 @@ class TestSourceConfig(_Strict):
     split: Literal["test", "all"] = Field("test", description="Keep its 'test' rows, or every row as a test row.")
 
     @model_validator(mode="after")
-    def _source_known(self) -> TestSourceConfig:
+    def _source_known(self) -> EvalSourceConfig:
         _check_format(self.source, self.path, self.options)
         return self
 
@@ -72,7 +72,7 @@ class DataConfig(_Strict):
     disjoint_tasks: bool | None = Field(
         None, description="Fail if a task is in both train and test; null = the format's default (zero-shot: yes)."
     )
-    test_source: TestSourceConfig | None = Field(
+    test_source: EvalSourceConfig | None = Field(
         None, description="Take the test split from another source (every row of it becomes a test example)."
     )
     per_train_task: int = Field(40, ge=1, description="Built-in generator: examples per training task.")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dynamics.config import DataConfig, TestSourceConfig
+from dynamics.config import DataConfig, EvalSourceConfig
 from dynamics.data.arrow_checks import first_duplicate
 from dynamics.data.builtin import generate_builtin
 from dynamics.data.cache import cache_key, read_cached, referenced_files, source_fingerprint, write_cached
@@ -81,7 +81,7 @@ def _load_format(
     return table
 
 
-def _with_test_source(table: pa.Table, test_source: TestSourceConfig, lenient: bool, report_dir) -> pa.Table:
+def _with_test_source(table: pa.Table, test_source: EvalSourceConfig, lenient: bool, report_dir) -> pa.Table:
     """Training rows of `table` plus test rows from another source."""
     test = _load_format(
         test_source.source,

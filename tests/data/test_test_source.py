@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dynamics.config import DataConfig, TestSourceConfig
+from dynamics.config import DataConfig, EvalSourceConfig
 from dynamics.data.formats import get_format
 from dynamics.data.schema import split_of
 from dynamics.data.sources import DataError, load_examples
@@ -23,7 +23,7 @@ def test_alpaca_training_with_niv2_held_out_test_tasks() -> None:
     config = DataConfig(
         source="alpaca",
         path=str(SHARED / "alpaca-sample"),
-        test_source=TestSourceConfig(source="niv2", path=str(SHARED / "niv2-sample")),
+        test_source=EvalSourceConfig(source="niv2", path=str(SHARED / "niv2-sample")),
     )
     table = load_examples(config, seed=0)
     train, test = split_of(table, "train"), split_of(table, "test")
@@ -38,7 +38,7 @@ def test_all_rows_of_a_test_source_can_be_test_rows() -> None:
     config = DataConfig(
         source="alpaca",
         path=str(SHARED / "alpaca-sample"),
-        test_source=TestSourceConfig(source="niv2", path=str(SHARED / "niv2-sample"), split="all"),
+        test_source=EvalSourceConfig(source="niv2", path=str(SHARED / "niv2-sample"), split="all"),
     )
     assert split_of(load_examples(config, seed=0), "test").num_rows == 220
 
