@@ -113,6 +113,10 @@ class ArrangeConfig(_Strict):
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per embedding actor on a GPU cluster.")
     w_min: float = Field(1.0, description="Weight of MD in WSD.")
     w_avg: float | None = Field(None, description="Weight of AD in WSD; null = mean(MD)/mean(AD).")
+    tma_size: int | None = Field(None, ge=1, description="TMA target size K; null = every item of the volume.")
+    tma_within_round: Literal["distance", "index"] = Field(
+        "distance", description="Order inside a TMA round: by claim distance (default) or by id."
+    )
 
 
 class BuiltinModelConfig(_Strict):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from dynamics.arrange.orderings import get_ordering
+from dynamics.arrange.arrangers import get_arranger
 from dynamics.config import ConfigError, SweepConfig
 from dynamics.data.schema import split_of
 from dynamics.data.sources import DataError, load_data
@@ -54,7 +54,7 @@ def prepare(config: SweepConfig) -> PreparedStudy:
     """Validate what the config points at (data, volumes, orderings, storage) and build the models."""
     workdir = Path(config.workdir).resolve()
     for name in config.grid.permutation:
-        get_ordering(name)
+        get_arranger(name)
     loaded = load_data(
         config.data, seed=min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir
     )

@@ -49,9 +49,15 @@ def cache_key(description: dict[str, Any]) -> str:
 
 
 def order_table(
-    ids: list[str], tasks: list[str], ad: np.ndarray, md: np.ndarray, wsd: np.ndarray, permutation: np.ndarray
+    ids: list[str],
+    tasks: list[str],
+    ad: np.ndarray,
+    md: np.ndarray,
+    wsd: np.ndarray,
+    permutation: np.ndarray,
+    rounds: np.ndarray | None = None,
 ) -> pa.Table:
-    """Rows in training order: row k is the item trained on k-th."""
+    """Rows in training order: row k is the item trained on k-th (K ≤ N rows; TMA may select a subset)."""
     take = np.asarray(permutation, dtype=np.int64)
     return pa.table(
         {
@@ -61,7 +67,7 @@ def order_table(
             "ad": ad[take].astype(np.float32),
             "md": md[take].astype(np.float32),
             "wsd": wsd[take].astype(np.float32),
-            "round": pa.nulls(len(take), pa.int32()),
+            "round": pa.nulls(len(take), pa.int32()) if rounds is None else pa.array(rounds, pa.int32()),
         },
         schema=ORDER_SCHEMA,
     )

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from dynamics.arrange.arrangers import ArrangeInputs, get_arranger
 from dynamics.arrange.artifact import ArrangementRef, order_table, read_cached, write_arrangement
 from dynamics.arrange.embed import cached_embeddings, example_texts
-from dynamics.arrange.orderings import get_ordering
 from dynamics.arrange.similarity import average_distance, min_distance, weighted_similarity_distance
 from dynamics.config import SweepConfig
 from dynamics.data.volume import sample_volume
@@ -36,7 +36,7 @@ def arrange_grid(
 ) -> dict[ArrangementKey, ArrangementRef]:
     """Every arrangement the grid needs, computed (or read from cache) on the driver."""
     for name in config.grid.permutation:
-        get_ordering(name)  # fail on an unknown name before any embedding work
+        get_arranger(name)  # fail on an unknown name before any embedding work
     settings = config.arrange
     pool_hash, test_hash = table_hash(train_pool), table_hash(test)
     root = workdir / "arrangements"
@@ -71,9 +71,12 @@ def arrange_grid(
         subset = sample_volume(train_pool, volume, seed)
         rows = np.array([row_of_id[i] for i in subset.column("id").to_pylist()], dtype=np.int64)
         scores = weighted_similarity_distance(md[rows], ad[rows], w_min=settings.w_min, w_avg=settings.w_avg)
-        ids = subset.column("id").to_pylist()
-        permutation = get_ordering(ordering)(ids, scores.wsd, seed)
-        table = order_table(ids, subset.column("task").to_pylist(), scores.ad, scores.md, scores.wsd, permutation)
+        ids, tasks = subset.column("id").to_pylist(), subset.column("task").to_pylist()
+        inputs = ArrangeInputs(ids, tasks, train_vectors[rows], test_vectors, scores, seed, settings)
+        arranged = get_arranger(ordering)(inputs)
+        table = order_table(
+            ids, tasks, scores.ad, scores.md, scores.wsd, arranged.permutation, arranged.rounds
+        )
         derived = {"w_min": float(scores.w_min), "w_avg": float(scores.w_avg)}
         refs[(volume, ordering, seed)] = write_arrangement(table, describe(volume, ordering, seed), root, derived)
     log.info("arranged %d orders in %.1f s", len(missing), time.perf_counter() - started)

@@ -70,3 +70,14 @@ def test_second_request_is_a_cache_hit(ray_cluster, tmp_path, monkeypatch):
 
     monkeypatch.setattr("dynamics.arrange.stage.cached_embeddings", fail)
     assert _arrange(tmp_path) == first
+
+
+def test_embeddings_are_bit_identical_with_one_or_two_actors(ray_cluster):
+    from dynamics.arrange.embed import embed_texts
+    from dynamics.config import ArrangeConfig
+
+    texts = [f"Sentence number {i} about {['cats', 'maths', 'rivers', 'code'][i % 4]}." for i in range(300)]
+    one = embed_texts(texts, ArrangeConfig(num_actors=1, batch_size=32))
+    two = embed_texts(texts, ArrangeConfig(num_actors=2, batch_size=32))
+    assert one.shape == (300, 384) and one.dtype == np.float32
+    assert one.tobytes() == two.tobytes()

@@ -1,0 +1,212 @@
+"""Benchmark: TMA (`dynamics.arrange.tma`) and WSD scores against a bare chunked pass and the dense method.
+
+Parts, each method in its own spawned process so peak RSS (ru_maxrss) is per method; "growth" is the
+peak beyond the process's RSS right after its inputs were generated:
+
+- (a) N=1M, M=1k, d=384: a bare chunked ``X @ T.T`` max pass, `score` (AD/MD/WSD), and `tma` nearest
+  for 30 rounds; ratios to the bare pass (targets: TMA ≤ 2.0×, growth ≤ 1 GB).
+- (b) N=200k, M=1k: `tma` against the dense method of the original study code (build the N×M matrix
+  once, rescan all of it every round, 30 rounds), in a test-major (M, N) layout with contiguous scans
+  and in the literal (N, M) layout with strided column scans; target ≥ 10× faster.
+- (c) N=1M, M=10k: `tma` for 30 rounds completes; time and peak RSS.
+
+The last line printed is one JSON object. Run from the repository root:
+
+    python -m bench.arrange                          # all parts (about 10 minutes on 2 cores)
+    python -m bench.arrange --skip-c                 # parts (a) and (b) only
+    python -m bench.arrange --n 200000 --m 500 --skip-c   # smaller part (a)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from dynamics.arrange.similarity import score
+from dynamics.arrange.tma import tma
+
+# As in bench/scores.py: a shared component a·sqrt(d) gives an expected pairwise cosine a²/(1+a²) = 0.2.
+_SHARED_OFFSET = 0.5
+_GENERATE_ROWS = 65536
+_ROUNDS = 30
+_CHUNK_ROWS = 8192
+
+
+def make_embeddings(n: int, m: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test): (n, d) and (m, d) float32 unit rows, generated in chunks, the same for a given seed."""
+    rng = np.random.default_rng(seed)
+    shared = rng.standard_normal(d).astype(np.float32)  # (d,)
+    shared *= _SHARED_OFFSET * np.sqrt(d) / np.linalg.norm(shared)
+    arrays = []
+    for rows in (n, m):
+        vectors = np.empty((rows, d), dtype=np.float32)  # (rows, d) float32
+        for start in range(0, rows, _GENERATE_ROWS):
+            block = vectors[start : start + _GENERATE_ROWS]
+            rng.standard_normal(block.shape, dtype=np.float32, out=block)
+            block += shared
+            block /= np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]
+        arrays.append(vectors)
+    return arrays[0], arrays[1]
+
+
+def bare_max_pass(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The floor: one chunked X @ T.T pass keeping each row's max, nothing else."""
+    t_transposed = np.ascontiguousarray(test.T)  # (d, M) float32
+    best = np.empty(train.shape[0], dtype=np.float32)  # (N,)
+    for start in range(0, train.shape[0], _CHUNK_ROWS):
+        np.max(train[start : start + _CHUNK_ROWS] @ t_transposed, axis=1, out=best[start : start + _CHUNK_ROWS])
+    return best
+
+
+def dense_tma(train: np.ndarray, test: np.ndarray, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """The original method: the full N×M cosine matrix once, then every round rescans all of it."""
+    # Test-major layout, so each per-test-point argmax scans contiguous memory (the fair dense variant).
+    cosines = test @ train.T  # (M, N) float32
+    order, round_ids = [], []
+    for round_id in range(rounds):
+        claims = np.unique(np.argmax(cosines, axis=1))  # (≤M,) each test point's nearest remaining item
+        order.append(claims)
+        round_ids.append(np.full(claims.size, round_id, dtype=np.int32))
+        cosines[:, claims] = -np.inf  # taken
+    return np.concatenate(order), np.concatenate(round_ids)
+
+
+def dense_tma_row_major(train: np.ndarray, test: np.ndarray, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """The original method in its literal layout: an (N, M) matrix, argmax down each test column."""
+    cosines = train @ test.T  # (N, M) float32
+    order, round_ids = [], []
+    for round_id in range(rounds):
+        claims = np.unique(np.argmax(cosines, axis=0))  # (≤M,) strided scan of the whole matrix
+        order.append(claims)
+        round_ids.append(np.full(claims.size, round_id, dtype=np.int32))
+        cosines[claims] = -np.inf  # taken
+    return np.concatenate(order), np.concatenate(round_ids)
+
+
+def _max_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def measure(method: str, n: int, m: int, d: int, seed: int) -> dict[str, Any]:
+    """Run one method in this (fresh) process: wall time, peak RSS, growth over the inputs."""
+    train, test = make_embeddings(n, m, d, seed)
+    ids = [f"{i:08d}" for i in range(n)]
+    rss_before_mb = _max_rss_mb()
+    started = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if method == "bare":
+        bare_max_pass(train, test)
+    elif method == "scores":
+        score(train, test)
+    elif method == "tma":
+        result = tma(train, test, ids, max_rounds=_ROUNDS)
+        extra = {"items": int(result.order.size), "rounds": int(result.rounds.max()) + 1, "order": result.order}
+    elif method in ("dense", "dense_nm"):
+        order, rounds = (dense_tma if method == "dense" else dense_tma_row_major)(train, test, _ROUNDS)
+        extra = {"items": int(order.size), "rounds": int(rounds.max()) + 1, "order": order}
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    seconds = time.perf_counter() - started
+    peak_mb = _max_rss_mb()
+    return {"seconds": seconds, "peak_rss_mb": peak_mb, "peak_rss_growth_mb": peak_mb - rss_before_mb, **extra}
+
+
+def measure_in_fresh_process(method: str, **kwargs: Any) -> dict[str, Any]:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(measure, method, **kwargs).result()
+
+
+def _run(label: str, method: str, **config: Any) -> dict[str, Any]:
+    result = measure_in_fresh_process(method, **config)
+    items = f", {result['items']:,} items in {result['rounds']} rounds" if "items" in result else ""
+    print(
+        f"({label}) {method:>6} N={config['n']:,} M={config['m']:,}: {result['seconds']:.2f} s, "
+        f"peak RSS {result['peak_rss_mb']:,.0f} MB (+{result['peak_rss_growth_mb']:,.0f} MB over the inputs){items}",
+        flush=True,
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="training rows in parts (a) and (c)")
+    parser.add_argument("--m", type=int, default=1_000, help="test rows in part (a)")
+    parser.add_argument("--n-dense", type=int, default=200_000, help="training rows in part (b)")
+    parser.add_argument("--m-large", type=int, default=10_000, help="test rows in part (c)")
+    parser.add_argument("--d", type=int, default=384, help="embedding dimension (all-MiniLM-L6-v2: 384)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random embeddings")
+    parser.add_argument("--skip-c", action="store_true", help="skip part (c), N×10k test points")
+    args = parser.parse_args(argv)
+    print(f"d={args.d}, seed={args.seed}, {_ROUNDS} TMA rounds, {os.cpu_count()} CPUs", flush=True)
+    common = {"d": args.d, "seed": args.seed}
+    summary: dict[str, Any] = {"d": args.d, "seed": args.seed, "rounds": _ROUNDS, "cpus": os.cpu_count()}
+
+    part_a = {"n": args.n, "m": args.m, **common}
+    bare = _run("a", "bare", **part_a)
+    scores = _run("a", "scores", **part_a)
+    fast = _run("a", "tma", **part_a)
+    summary["a"] = {
+        "n": args.n,
+        "m": args.m,
+        "bare_s": round(bare["seconds"], 3),
+        "scores_s": round(scores["seconds"], 3),
+        "tma_s": round(fast["seconds"], 3),
+        "tma_items": fast["items"],
+        "tma_ratio_to_bare": round(fast["seconds"] / bare["seconds"], 3),
+        "scores_ratio_to_bare": round(scores["seconds"] / bare["seconds"], 3),
+        "scores_plus_tma_ratio_to_bare": round((scores["seconds"] + fast["seconds"]) / bare["seconds"], 3),
+        "bare_growth_mb": round(bare["peak_rss_growth_mb"], 1),
+        "scores_growth_mb": round(scores["peak_rss_growth_mb"], 1),
+        "tma_growth_mb": round(fast["peak_rss_growth_mb"], 1),
+        "tma_peak_rss_mb": round(fast["peak_rss_mb"], 1),
+    }
+
+    part_b = {"n": args.n_dense, "m": args.m, **common}
+    fast_b = _run("b", "tma", **part_b)
+    dense_b = _run("b", "dense", **part_b)
+    dense_nm = _run("b", "dense_nm", **part_b)
+    same = all(np.array_equal(np.sort(fast_b["order"]), np.sort(other["order"])) for other in (dense_b, dense_nm))
+    print(f"(b) TMA and both dense methods select the same item set: {same}", flush=True)
+    summary["b"] = {
+        "n": args.n_dense,
+        "m": args.m,
+        "tma_s": round(fast_b["seconds"], 3),
+        "dense_s": round(dense_b["seconds"], 3),
+        "dense_row_major_s": round(dense_nm["seconds"], 3),
+        "speedup_vs_dense": round(dense_b["seconds"] / fast_b["seconds"], 2),
+        "speedup_vs_dense_row_major": round(dense_nm["seconds"] / fast_b["seconds"], 2),
+        "tma_growth_mb": round(fast_b["peak_rss_growth_mb"], 1),
+        "dense_growth_mb": round(dense_b["peak_rss_growth_mb"], 1),
+        "same_items": same,
+    }
+
+    if not args.skip_c:
+        part_c = {"n": args.n, "m": args.m_large, **common}
+        large = _run("c", "tma", **part_c)
+        summary["c"] = {
+            "n": args.n,
+            "m": args.m_large,
+            "tma_s": round(large["seconds"], 3),
+            "tma_items": large["items"],
+            "tma_peak_rss_mb": round(large["peak_rss_mb"], 1),
+            "tma_growth_mb": round(large["peak_rss_growth_mb"], 1),
+        }
+    # Other work on the machine inflates every timing; the load average makes that visible.
+    summary["load_average_1m_5m_15m"] = [round(value, 2) for value in os.getloadavg()]
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

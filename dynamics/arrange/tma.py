@@ -1,0 +1,415 @@
+"""Test-centric Multi-turn Arrangement (TMA, SPEC §2) without building the N×M similarity matrix.
+
+Round r = 0, 1, …: every test point claims, among training items not taken in earlier rounds, its
+nearest item (largest cosine), or its farthest (smallest cosine) for ``direction="farthest"``; ties go
+to the smallest id. Claims collapse, the round's items are appended in within-round order and marked
+taken. Every item keeps its round id, so "train on rounds [i, i+5)" can be rebuilt (`select_rounds`).
+
+How it avoids the N×M matrix: each test point keeps a sorted list of its top-k items (one chunked
+pass over train) and a pointer that skips taken items; a list that runs out is deepened (k doubled),
+all exhausted test points of a round, plus every list already more than half used, together in one
+more pass. With `max_rounds` or `max_items` the first lists hold 2 × the implied rounds, so a run that
+takes a small part of the pool needs one pass; when rounds·M nears N, lists drain fast and deepening
+passes dominate. Memory O(M·k + chunk·M).
+
+Exact, reproducible ties: float32 BLAS results depend on matrix shapes and thread counts, so they
+only *filter* candidates (with a rigorous error margin). Every candidate is then ranked by its exact
+cosine: the float64 dot product of the L2-normalised float32 vectors, summed in dimension order. The
+order therefore never depends on chunk size, deepening, BLAS or hardware.
+
+    from dynamics.arrange.tma import tma, tma_variant, select_rounds
+    result = tma(train_embeddings, test_embeddings, ids, max_rounds=30)
+    first_five = select_rounds(result, 0, 5)    # items of rounds 0..4, in training order
+    ordered_ids = [ids[i] for i in first_five.order]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from dynamics.arrange.similarity import _check_chunk_rows, _checked_pair, _normalise_block, _normalised_chunks
+
+log = logging.getLogger(__name__)
+
+Direction = Literal["nearest", "farthest"]
+WithinRound = Literal["distance", "index"]
+Variant = Literal["min", "max", "min_max", "max_min", "random"]
+
+# Exact cosines are computed for at most this many float64 values at a time (16 MiB of temporaries).
+_EXACT_BLOCK_VALUES = 2**21
+
+# The automatic initial list length keeps M·k under this many entries (16 bytes each: 256 MiB).
+_MAX_FIRST_DEPTH_ENTRIES = 2**24
+
+
+@dataclass(frozen=True, eq=False)
+class TmaResult:
+    """A TMA arrangement: training rows in training order, each with the round that selected it."""
+
+    order: np.ndarray  # (K,) int64 train row indices in training order
+    rounds: np.ndarray  # (K,) int32 round id (0-based) of each ordered item
+
+
+def _id_ranks(ids: Sequence[str], n: int) -> np.ndarray:
+    """(N,) int64 position of each row in ascending id order; ties break by id, so ids must be unique."""
+    id_list = list(ids)
+    if len(id_list) != n:
+        raise ValueError(f"ids and train differ in length: {len(id_list)} ids, {n} train rows")
+    for row, item in enumerate(id_list):
+        if not isinstance(item, str):
+            raise ValueError(f"ids row {row} must be a string, got {type(item).__name__} {item!r}")
+    # Object dtype keeps Python's str ordering (numpy's unicode dtype drops trailing NULs).
+    id_array = np.empty(n, dtype=object)  # (N,) str
+    id_array[:] = id_list
+    by_id = np.argsort(id_array, kind="stable")  # (N,) rows in id order
+    repeated = np.flatnonzero(id_array[by_id][1:] == id_array[by_id][:-1])
+    if repeated.size:
+        rows = sorted(by_id[repeated[0] : repeated[0] + 2].tolist())
+        raise ValueError(f"ids must be unique: {id_list[rows[0]]!r} appears at rows {rows[0]} and {rows[1]}")
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[by_id] = np.arange(n, dtype=np.int64)
+    return ranks
+
+
+def _check_count(value: int | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}")
+    return int(value)
+
+
+def _check_choice(value: str, name: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, got {value!r}")
+    return value
+
+
+def _exact_cosines(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(P,) float64 dot products of paired rows of x and t, (P, d) float32 each, summed in dimension order.
+
+    Products of two float32 values are exact in float64 and `accumulate` adds them strictly left to right,
+    so a pair's value does not depend on P, memory layout or BLAS: the same pair always ties the same way.
+    """
+    pairs, dim = x.shape
+    out = np.empty(pairs, dtype=np.float64)  # (P,) float64
+    block = max(1, _EXACT_BLOCK_VALUES // dim)
+    for start in range(0, pairs, block):
+        rows = slice(start, start + block)
+        products = x[rows].astype(np.float64) * t[rows].astype(np.float64)  # (b, d) float64, exact
+        out[rows] = np.add.accumulate(products, axis=1)[:, -1]
+    return out
+
+
+class _Searcher:
+    """Exact per-test-point top-k lists by chunked passes over train, in the tie order (score desc, rank asc).
+
+    Scores are cosines times `sign` (+1 nearest, -1 farthest), so "best" is always "largest".
+    """
+
+    def __init__(self, train: np.ndarray, t: np.ndarray, ranks: np.ndarray, sign: float, chunk_rows: int):
+        self.train = train  # (N, d) raw; normalised chunk by chunk
+        self.t = t  # (M, d) float32, L2-normalised
+        self.t_transposed = np.ascontiguousarray(t.T)  # (d, M) float32
+        self.ranks = ranks  # (N,) int64
+        self.sign = sign
+        self.chunk_rows = chunk_rows
+        dim = t.shape[1]
+        # |float32 BLAS dot - exact dot| <= d·u·Σ|x_k·t_k| <= d·u (unit rows, u = 2**-24) in any summation
+        # order; twice that covers the norms' own rounding and the float64 sum.
+        self.margin = 2.0 * (dim + 2) * 2.0**-24
+        self.passes = 0
+
+    def top_k(self, columns: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ranks), each (len(columns), min(k, N)): every column's best items, best first.
+
+        The pass keeps a shortlist by approximate (BLAS) score: every item whose approximate score is
+        within 2·margin of its column's k-th best, which provably holds the exact top k. Exact cosines
+        are computed once, for the shortlist only.
+        """
+        n = self.train.shape[0]
+        k = min(k, n)
+        width = columns.shape[0]
+        t_transposed = self.t_transposed if width == self.t.shape[0] else self.t_transposed[:, columns]  # (d, C)
+        floor = np.full(width, -np.inf, dtype=np.float32)  # (C,) approximate scores below this cannot win
+        shortlist: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (column, approx score, train row)
+        pending = 0
+        started = time.perf_counter()
+        for rows, x in _normalised_chunks(self.train, self.chunk_rows):
+            approx = x @ t_transposed  # (c, C) float32, only a filter
+            if self.sign < 0:
+                np.negative(approx, out=approx)
+            threshold = floor
+            unfilled = np.flatnonzero(np.isneginf(floor))
+            if unfilled.size and approx.shape[0] > k:
+                # k items of this chunk score at least v (its k-th approximate score), so the exact k-th best
+                # is at least v - margin, and nothing under v - 2·margin can reach it.
+                kth = np.partition(approx[:, unfilled], approx.shape[0] - k, axis=0)[approx.shape[0] - k]
+                threshold = floor.copy()
+                threshold[unfilled] = kth - 2.0 * self.margin
+            # flatnonzero + divmod is ~4x faster than a 2-D nonzero on this (c, C) mask.
+            hit_rows, hit_columns = np.divmod(np.flatnonzero(approx >= threshold), width)
+            shortlist.append((hit_columns, approx[hit_rows, hit_columns], rows.start + hit_rows))
+            pending += hit_rows.size
+            # Pruning lazily is still exact: floors only rise, so an older floor never drops a winner.
+            if pending >= 4 * width * k or unfilled.size:
+                shortlist = [self._prune(shortlist, floor, k)]
+                pending = shortlist[0][0].size
+        column, _, row = self._prune(shortlist, floor, k)
+        scores, ranks = self._exact_top_k(columns, column, row, k)
+        self.passes += 1
+        log.debug(
+            "top-%d pass for %d test points over %d train rows in %.2f s", k, width, n, time.perf_counter() - started
+        )
+        return scores, ranks
+
+    def _prune(
+        self, shortlist: list[tuple[np.ndarray, np.ndarray, np.ndarray]], floor: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raise each column's floor to (its k-th approximate score - 2·margin) and drop entries under it."""
+        column, approx, row = (np.concatenate(parts) for parts in zip(*shortlist, strict=True))
+        order = np.lexsort((-approx, column))  # by column, then approximate score descending
+        column, approx, row = column[order], approx[order], row[order]
+        start = np.searchsorted(column, np.arange(floor.size))  # (C,) first entry of each column
+        count = np.diff(np.append(start, column.size))  # (C,)
+        full = np.flatnonzero(count >= k)
+        floor[full] = np.maximum(floor[full], approx[start[full] + k - 1] - 2.0 * self.margin)
+        keep = approx >= floor[column]
+        return column[keep], approx[keep], row[keep]
+
+    def _exact_top_k(
+        self, columns: np.ndarray, column: np.ndarray, row: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rank the shortlist (column, train row) by exact score desc, then id rank asc; keep k per column."""
+        dim = self.t.shape[1]
+        exact = np.empty(column.size, dtype=np.float64)  # (P,)
+        block = max(1, _EXACT_BLOCK_VALUES // dim)
+        buffer = np.empty((min(block, column.size), dim), dtype=np.float32)
+        for start in range(0, column.size, block):
+            part = slice(start, start + block)
+            x = buffer[: row[part].size]  # (b, d) float32, the same unit rows the pass used
+            _normalise_block(self.train[row[part]], "train", 0, x)
+            exact[part] = _exact_cosines(x, self.t[columns[column[part]]])
+        exact *= self.sign
+        ranks = self.ranks[row]
+        order = np.lexsort((ranks, -exact, column))  # by column, then score desc, then rank asc
+        column, exact, ranks = column[order], exact[order], ranks[order]
+        position = np.arange(column.size) - np.searchsorted(column, np.arange(columns.size))[column]
+        keep = position < k
+        best_score = np.empty((columns.size, k), dtype=np.float64)  # (C, k)
+        best_rank = np.empty((columns.size, k), dtype=np.int64)  # (C, k)
+        best_score[column[keep], position[keep]] = exact[keep]
+        best_rank[column[keep], position[keep]] = ranks[keep]
+        return best_score, best_rank
+
+
+class _Arranger:
+    """Validated inputs shared by the TMA runs of one variant."""
+
+    def __init__(self, train: np.ndarray, test: np.ndarray, ids: Sequence[str], chunk_rows: int, initial_k: int):
+        self.chunk_rows = _check_chunk_rows(chunk_rows)
+        if isinstance(initial_k, bool) or not isinstance(initial_k, (int, np.integer)) or initial_k < 1:
+            raise ValueError(f"initial_k must be a positive integer, got {initial_k!r}")
+        self.initial_k = int(initial_k)
+        self.train, self.t = _checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
+        self.n = self.train.shape[0]
+        self.ranks = _id_ranks(ids, self.n)  # (N,) int64
+        self.rows_by_rank = np.argsort(self.ranks)  # (N,) int64, inverse permutation
+
+    def run(
+        self,
+        direction: Direction,
+        max_items: int | None,
+        max_rounds: int | None,
+        within_round: WithinRound,
+        excluded_rows: np.ndarray | None = None,
+    ) -> TmaResult:
+        """TMA rounds over the items not in `excluded_rows` (those count as taken before round 0)."""
+        _check_choice(direction, "direction", ("nearest", "farthest"))
+        _check_choice(within_round, "within_round", ("distance", "index"))
+        max_items = _check_count(max_items, "max_items")
+        max_rounds = _check_count(max_rounds, "max_rounds")
+        started = time.perf_counter()
+        n, m = self.n, self.t.shape[0]
+        taken = np.zeros(n, dtype=bool)  # (N,) by rank
+        if excluded_rows is not None:
+            taken[self.ranks[excluded_rows]] = True
+        limit = n - int(taken.sum()) if max_items is None else min(max_items, n - int(taken.sum()))
+        out_ranks: list[np.ndarray] = []
+        out_rounds: list[np.ndarray] = []
+        selected = 0
+        round_id = 0
+        if limit > 0 and (max_rounds is None or max_rounds > 0):
+            searcher = _Searcher(
+                self.train, self.t, self.ranks, 1.0 if direction == "nearest" else -1.0, self.chunk_rows
+            )
+            scores, ranks = searcher.top_k(np.arange(m), self._first_depth(m, max_items, max_rounds))  # (M, k)
+            lists_score = list(scores)
+            lists_rank = list(ranks)
+            pointer = np.zeros(m, dtype=np.int64)  # (M,) next candidate of each test point
+            while selected < limit and (max_rounds is None or round_id < max_rounds):
+                head_rank, head_score = self._heads(searcher, lists_score, lists_rank, pointer, taken)
+                round_ranks = self._collapse(head_rank, head_score, within_round)
+                round_ranks = round_ranks[: limit - selected]
+                taken[round_ranks] = True
+                out_ranks.append(round_ranks)
+                out_rounds.append(np.full(round_ranks.size, round_id, dtype=np.int32))
+                selected += round_ranks.size
+                round_id += 1
+            log.info(
+                "TMA %s: %d items in %d rounds from %d train x %d test rows in %.2f s (%d passes over train)",
+                direction,
+                selected,
+                round_id,
+                n,
+                m,
+                time.perf_counter() - started,
+                searcher.passes,
+            )
+        order_ranks = np.concatenate(out_ranks) if out_ranks else np.zeros(0, dtype=np.int64)
+        rounds = np.concatenate(out_rounds) if out_rounds else np.zeros(0, dtype=np.int32)
+        return TmaResult(order=self.rows_by_rank[order_ranks].astype(np.int64), rounds=rounds)
+
+    def _first_depth(self, m: int, max_items: int | None, max_rounds: int | None) -> int:
+        """Initial list length: `initial_k`, or twice the rounds a limit implies, whichever is larger.
+
+        Every round uses at least one entry of every list, so a list shorter than the rounds to run is
+        sure to be deepened, and each deepening is one more full pass over train.
+        """
+        rounds = [limit for limit in (max_rounds, None if max_items is None else -(-max_items // m)) if limit]
+        wanted = 2 * min(rounds) if rounds else 0
+        return max(self.initial_k, min(wanted, _MAX_FIRST_DEPTH_ENTRIES // m))
+
+    @staticmethod
+    def _heads(
+        searcher: _Searcher,
+        lists_score: list[np.ndarray],
+        lists_rank: list[np.ndarray],
+        pointer: np.ndarray,
+        taken: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each test point's best untaken item, (M,) ranks and (M,) scores; deepens exhausted lists."""
+        m = pointer.shape[0]
+        n = taken.shape[0]
+        stale = [j for j in range(m) if taken[lists_rank[j][pointer[j]]]] if m else []
+        while stale:
+            exhausted = []
+            for j in stale:
+                free = ~taken[lists_rank[j][pointer[j] :]]
+                step = int(free.argmax())
+                if free[step]:
+                    pointer[j] += step
+                else:
+                    # A full-length list cannot run out while some item is untaken.
+                    assert lists_rank[j].size < n, "TMA invariant broken: complete candidate list exhausted"
+                    pointer[j] = lists_rank[j].size
+                    exhausted.append(j)
+            if not exhausted:
+                break
+            # Every pass reads all of train, so lists more than half used are deepened in the same pass.
+            lengths = np.fromiter((lists_rank[j].size for j in range(m)), dtype=np.int64, count=m)
+            batch = np.union1d(np.asarray(exhausted, dtype=np.int64), np.flatnonzero(2 * pointer >= lengths))
+            batch = batch[lengths[batch] < n]
+            scores, ranks = searcher.top_k(batch, 2 * int(lengths[batch].max()))
+            for row, j in enumerate(batch.tolist()):
+                # The deeper list starts with the old one (same exact order), so the pointer stays valid.
+                lists_score[j], lists_rank[j] = scores[row], ranks[row]
+            stale = exhausted
+        head_rank = np.fromiter((lists_rank[j][pointer[j]] for j in range(m)), dtype=np.int64, count=m)
+        head_score = np.fromiter((lists_score[j][pointer[j]] for j in range(m)), dtype=np.float64, count=m)
+        return head_rank, head_score
+
+    @staticmethod
+    def _collapse(head_rank: np.ndarray, head_score: np.ndarray, within_round: WithinRound) -> np.ndarray:
+        """The round's distinct items (as ranks) in within-round order."""
+        by_item = np.lexsort((-head_score, head_rank))  # by rank, best claim first
+        item_ranks = head_rank[by_item]
+        first = np.ones(item_ranks.size, dtype=bool)
+        first[1:] = item_ranks[1:] != item_ranks[:-1]
+        item_ranks, best = item_ranks[first], head_score[by_item][first]  # ascending rank, best claim
+        if within_round == "index":
+            return item_ranks
+        return item_ranks[np.lexsort((item_ranks, -best))]
+
+
+def tma(
+    train: np.ndarray,
+    test: np.ndarray,
+    ids: Sequence[str],
+    direction: Direction = "nearest",
+    max_items: int | None = None,
+    max_rounds: int | None = None,
+    within_round: WithinRound = "distance",
+    initial_k: int = 32,
+    chunk_rows: int = 8192,
+) -> TmaResult:
+    """TMA order of the training rows: rounds of per-test-point claims, nearest (or farthest) first.
+
+    Stops when every item is taken, after `max_items` items (the last round is trimmed to exactly
+    that many, keeping its first items in within-round order) or after `max_rounds` rounds. Within a
+    round items go by their best claim (nearest: highest cosine; farthest: lowest), ties by id, or with
+    ``within_round="index"`` by id. Raises ValueError on bad inputs (see `l2_normalise`), duplicate ids.
+    """
+    arranger = _Arranger(train, test, ids, chunk_rows, initial_k)
+    return arranger.run(direction, max_items, max_rounds, within_round)
+
+
+def _concat(first: TmaResult, second: TmaResult) -> TmaResult:
+    """`first` then `second` reversed; the second half's round ids continue after the first half's."""
+    offset = int(first.rounds[-1]) + 1 if first.rounds.size else 0
+    return TmaResult(
+        order=np.concatenate([first.order, second.order[::-1]]),
+        rounds=np.concatenate([first.rounds, second.rounds[::-1] + np.int32(offset)]).astype(np.int32),
+    )
+
+
+def tma_variant(
+    train: np.ndarray,
+    test: np.ndarray,
+    ids: Sequence[str],
+    variant: Variant,
+    k: int,
+    seed: int,
+    within_round: WithinRound = "distance",
+    initial_k: int = 32,
+    chunk_rows: int = 8192,
+) -> TmaResult:
+    """The Study B TMA settings, K = `k` items (fewer only if train has fewer rows).
+
+    - ``min`` / ``max``: nearest / farthest rounds up to K items.
+    - ``min_max``: nearest rounds up to ceil(K/2) items, then farthest rounds over the items the first
+      half did not take, up to the remaining K - ceil(K/2), appended in reverse (so the farthest item
+      comes last). The second half's round ids continue after the first half's: first-half rounds
+      0..R-1, second-half farthest round r gets id R + r (they descend along the reversed tail).
+    - ``max_min``: the same with the directions swapped.
+    - ``random``: the ``min_max`` items sorted by id, then shuffled with ``np.random.default_rng(seed)``;
+      each item keeps its ``min_max`` round id. `seed` is used only here.
+    """
+    _check_choice(variant, "variant", ("min", "max", "min_max", "max_min", "random"))
+    k = _check_count(k, "k")
+    arranger = _Arranger(train, test, ids, chunk_rows, initial_k)
+    if variant in ("min", "max"):
+        return arranger.run("nearest" if variant == "min" else "farthest", k, None, within_round)
+    first_direction, second_direction = ("farthest", "nearest") if variant == "max_min" else ("nearest", "farthest")
+    first = arranger.run(first_direction, (k + 1) // 2, None, within_round)
+    second = arranger.run(second_direction, k - first.order.size, None, within_round, excluded_rows=first.order)
+    combined = _concat(first, second)
+    if variant != "random":
+        return combined
+    by_id = np.argsort(arranger.ranks[combined.order], kind="stable")
+    shuffled = by_id[np.random.default_rng(seed).permutation(by_id.size)]
+    return TmaResult(order=combined.order[shuffled], rounds=combined.rounds[shuffled])
+
+
+def select_rounds(result: TmaResult, start: int, stop: int) -> TmaResult:
+    """The items of rounds [start, stop) in their training order (the SPEC's "rounds [i, i+5)" ablation)."""
+    if start > stop:
+        raise ValueError(f"select_rounds needs start <= stop, got start={start}, stop={stop}")
+    keep = (result.rounds >= start) & (result.rounds < stop)
+    return TmaResult(order=result.order[keep], rounds=result.rounds[keep])
