@@ -27,28 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.arrange import make_embeddings  # random unit vectors with pairwise cosine ~0.2
 from dynamics.arrange.similarity import score
-
-# Cosine between two random sentence embeddings is typically ~0.1-0.3. Isotropic Gaussian vectors have
-# cosine ~0, which makes mean(AD) ~0 and the default w_avg degenerate, so every vector gets a shared
-# component: with offset a·sqrt(d) along one direction the expected pairwise cosine is a² / (1 + a²).
-_SHARED_OFFSET = 0.5  # expected pairwise cosine 0.2
-
-
-def make_embeddings(n: int, m: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test): (n, d) and (m, d) float32 unit rows, the same for a given seed."""
-    rng = np.random.default_rng(seed)
-    shared = rng.standard_normal(d).astype(np.float32)  # (d,)
-    shared *= _SHARED_OFFSET * np.sqrt(d) / np.linalg.norm(shared)
-    arrays = []
-    for rows in (n, m):
-        vectors = rng.standard_normal((rows, d), dtype=np.float32)  # (rows, d) float32
-        vectors += shared
-        # einsum avoids the full-size temporary that np.linalg.norm(axis=1) makes, which would raise the
-        # RSS peak before the measured method starts.
-        vectors /= np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None]
-        arrays.append(vectors)
-    return arrays[0], arrays[1]
 
 
 def dense_scores(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
