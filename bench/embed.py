@@ -286,6 +286,11 @@ def in_fresh_process(function: Any, timeout_s: float, **kwargs: Any) -> dict[str
     return result
 
 
+def _background(phase: dict[str, Any]) -> float:
+    """Cores that processes other than the measured ones kept busy during a timed phase."""
+    return (phase["machine_busy_s"] - phase["cpu_s"]) / phase["seconds"]
+
+
 def _rate(count: int, seconds: float) -> float:
     return count / max(seconds, 1e-9)
 
@@ -333,9 +338,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"single process: load {single.started['load_s']:.1f} s, warm-up {single_warmup['seconds']:.1f} s, "
         f"encode {before['seconds']:.1f} + {after['seconds']:.1f} s = {single_rate:,.0f} sentences/s "
-        f"({_rate(len(halves[0]), before['seconds']):,.0f} before the pool, "
-        f"{_rate(len(halves[1]), after['seconds']):,.0f} after); "
-        f"{single_cpu_s / single_s:.2f} cores busy, other processes {single_background:.2f}; "
+        f"({_rate(len(halves[0]), before['seconds']):,.0f} before the pool with other processes using "
+        f"{_background(before):.2f} cores, {_rate(len(halves[1]), after['seconds']):,.0f} after with "
+        f"{_background(after):.2f}); {single_cpu_s / single_s:.2f} cores busy; "
         f"peak RSS {padding['peak_rss_mb']:,.0f} MB",
         flush=True,
     )
@@ -345,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     startup_s = small["seconds"] - len(warmup) / pool_rate  # per call: actor start, model load, scheduling
     once_s = first["seconds"] - small["seconds"]  # per driver: Ray Data imports, first worker processes
     pool_e2e_s = once_s + full["seconds"]  # the first call in a driver whose Ray is already up, as in a sweep
-    pool_background = (full["machine_busy_s"] - full["cpu_s"]) / full["seconds"]
+    pool_background = _background(full)
     print(
         f"pool ({pool['ray_cpus']:.0f} Ray CPUs): ray start {pool['ray_init_s']:.1f} s; embed_texts "
         f"{first['seconds']:.1f} s and {small['seconds']:.1f} s for {len(warmup)} texts, {full['seconds']:.1f} s for "
@@ -389,6 +394,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "single_process_cores_busy": round(single_cpu_s / single_s, 2),
         "background_cores_busy_during_pool": round(pool_background, 2),
         "background_cores_busy_during_single_process": round(single_background, 2),
+        "background_cores_busy_single_process_before_pool": round(_background(before), 2),
+        "background_cores_busy_single_process_after_pool": round(_background(after), 2),
         "single_process_sentences_per_s_before_pool": round(_rate(len(halves[0]), before["seconds"]), 1),
         "single_process_sentences_per_s_after_pool": round(_rate(len(halves[1]), after["seconds"]), 1),
         "padding_overhead_single_process": round(padding["padded_length_sorted"] / padding["tokens"], 3),
