@@ -6,17 +6,20 @@ process calling `SentenceTransformer.encode` on the same texts, with the same mo
     python -m bench.embed --num-actors 1 --cpus-per-actor 2     # one actor with two torch threads
     python -m bench.embed --texts 4000                          # quicker
 
-Each side runs in its own spawned process, one after the other, so neither shares imports, threads or memory
-with the other. The single process uses as many torch threads as this process may use cores; each pool actor
-uses max(1, int(cpus_per_actor)), as `embed_texts` sets it.
+Each side runs in its own spawned process. The single process loads the model once and encodes half the
+texts before the pool runs and half after it, so a background load that comes or goes weighs on both sides;
+the figures of other processes' CPU use during each phase are printed, and a run with much of it is not a
+fair comparison (two torch threads in one process slow down far more under it than two 1-thread actors).
+The single process uses as many torch threads as this process may use cores; each pool actor uses
+max(1, int(cpus_per_actor)), as `embed_texts` sets it.
 
-Steady state excludes one-time start-up. The single process times `encode` of all texts after loading the
-model and encoding a small warm-up set. The pool's actors start and load the model inside every
-`embed_texts` call, so it is called three times on a fresh local Ray: a small set (absorbs what happens once
-per driver), the small set again, then all texts; the steady rate is the extra texts over the extra time of
-the last two calls, and the per-call start-up (actor start, model load, scheduling) is what the small call
-took beyond that rate. End-to-end compares model load + `encode` with one whole `embed_texts` call, and
-also with Ray's start plus a first call. The last line printed is one JSON object.
+Steady state excludes one-time start-up: the single process is timed after loading the model and encoding a
+small warm-up set. The pool's actors start and load the model inside every `embed_texts` call, so it is
+called three times on a fresh local Ray: the warm-up set (absorbs what happens once per driver), the warm-up
+set again, then all texts; the steady rate is the extra texts over the extra time of the last two calls, and
+the per-call start-up (actor start, model load, scheduling) is what the second call took beyond that rate.
+End-to-end compares a fresh process's model load + `encode` with a first `embed_texts` call on a running
+Ray (as in a sweep), and also with Ray's start added. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -43,9 +46,9 @@ _SAMPLE_S = 0.2  # RSS/CPU sampling period of the pool's process tree
 
 
 def make_texts(count: int) -> list[str]:
-    """`count` deterministic English texts: built-in examples (all turns), every other pass two joined.
+    """`count` deterministic English texts: built-in examples (all turns), every other pass two of them joined.
 
-    Lengths run from ~12 to ~90 MiniLM tokens (mean ~30), and rows with the same built-in example differ.
+    12 to 75 MiniLM tokens, mean ~29; of 20,000 texts ~10,800 are distinct (repeats cost the same to embed).
     """
     base = example_texts(generate_builtin(per_train_task=40, per_test_task=8, seed=0), "all_turns")
     texts = []
