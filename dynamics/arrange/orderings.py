@@ -53,16 +53,33 @@ def get_ordering(name: str) -> Ordering:
     raise ValueError(f"unknown ordering {name!r}; valid orderings are {', '.join(valid)}{hint}")
 
 
+def string_array(values: Sequence[str], name: str) -> np.ndarray:
+    """(N,) object array of `values`, each checked to be a str (named by `name` and row in errors)."""
+    items = list(values)
+    for row, item in enumerate(items):
+        if not isinstance(item, str):
+            raise ValueError(f"{name} row {row} must be a string, got {type(item).__name__} {item!r}")
+    # Object dtype keeps Python's str ordering and every character; numpy's fixed-width unicode dtype
+    # would drop trailing NUL characters and could merge distinct names.
+    array = np.empty(len(items), dtype=object)  # (N,) str
+    array[:] = items
+    return array
+
+
+def check_unique_ids(id_array: np.ndarray) -> None:
+    """ValueError naming the first id that appears twice, with both rows."""
+    # Ties and sampling order break by id, so two rows with one id would make the order depend on input order.
+    by_id = np.argsort(id_array, kind="stable")
+    repeated = np.flatnonzero(id_array[by_id][1:] == id_array[by_id][:-1])
+    if repeated.size:
+        rows = sorted(by_id[repeated[0] : repeated[0] + 2].tolist())
+        raise ValueError(f"ids must be unique: {id_array[rows[0]]!r} appears at rows {rows[0]} and {rows[1]}")
+
+
 def _validated(ids: Sequence[str], wsd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ids, wsd) as (N,) object and (N,) numeric arrays, after checks that make the order well defined."""
-    id_list = list(ids)
-    for row, item in enumerate(id_list):
-        if not isinstance(item, str):
-            raise ValueError(f"ids row {row} must be a string, got {type(item).__name__} {item!r}")
-    # Object dtype keeps Python's str ordering and every character; numpy's fixed-width unicode dtype
-    # would drop trailing NUL characters and could merge distinct ids.
-    id_array = np.empty(len(id_list), dtype=object)  # (N,) str
-    id_array[:] = id_list
+    id_array = string_array(ids, "ids")
+    id_list = id_array.tolist()
     scores = np.asarray(wsd)
     if scores.ndim != 1:
         raise ValueError(f"wsd must be a 1-D array, got shape {scores.shape}")
@@ -74,12 +91,7 @@ def _validated(ids: Sequence[str], wsd: np.ndarray) -> tuple[np.ndarray, np.ndar
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         raise ValueError(f"wsd row {row} (id {id_list[row]!r}) is NaN or infinite")
-    # Ties break by id, so two rows with one id would make the order depend on input order.
-    by_id = np.argsort(id_array, kind="stable")
-    repeated = np.flatnonzero(id_array[by_id][1:] == id_array[by_id][:-1])
-    if repeated.size:
-        rows = sorted(by_id[repeated[0] : repeated[0] + 2].tolist())
-        raise ValueError(f"ids must be unique: {id_list[rows[0]]!r} appears at rows {rows[0]} and {rows[1]}")
+    check_unique_ids(id_array)
     return id_array, scores
 
 

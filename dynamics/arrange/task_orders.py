@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dynamics.arrange.orderings import check_unique_ids, string_array
 from dynamics.arrange.similarity import l2_normalise, score
 
 
@@ -37,27 +38,6 @@ class _Rows:
     task_names: np.ndarray  # (T,) object, str, sorted ascending
     task: np.ndarray  # (N,) int64, index into task_names
     rank: np.ndarray  # (N,) int64, position of the row in its task's sampling order (0-based)
-
-
-def _string_array(values: Sequence[str], name: str) -> np.ndarray:
-    items = list(values)
-    for row, item in enumerate(items):
-        if not isinstance(item, str):
-            raise ValueError(f"{name} row {row} must be a string, got {type(item).__name__} {item!r}")
-    # Object dtype keeps Python's str ordering and every character; numpy's fixed-width unicode dtype
-    # would drop trailing NUL characters and could merge distinct names.
-    array = np.empty(len(items), dtype=object)  # (N,) str
-    array[:] = items
-    return array
-
-
-def _check_unique_ids(id_array: np.ndarray) -> None:
-    # Ties and sampling order break by id, so two rows with one id would make the order depend on input order.
-    by_id = np.argsort(id_array, kind="stable")
-    repeated = np.flatnonzero(id_array[by_id][1:] == id_array[by_id][:-1])
-    if repeated.size:
-        rows = sorted(by_id[repeated[0] : repeated[0] + 2].tolist())
-        raise ValueError(f"ids must be unique: {id_array[rows[0]]!r} appears at rows {rows[0]} and {rows[1]}")
 
 
 def _check_within_task(within_task: np.ndarray, n: int) -> np.ndarray:
@@ -72,13 +52,13 @@ def _check_within_task(within_task: np.ndarray, n: int) -> np.ndarray:
 
 
 def _validated(ids: Sequence[str], tasks: Sequence[str], within_task: np.ndarray | None) -> _Rows:
-    id_array = _string_array(ids, "ids")
-    task_array = _string_array(tasks, "tasks")
+    id_array = string_array(ids, "ids")
+    task_array = string_array(tasks, "tasks")
     if id_array.shape[0] != task_array.shape[0]:
         raise ValueError(f"ids and tasks differ in length: {id_array.shape[0]} ids, {task_array.shape[0]} tasks")
     if id_array.shape[0] == 0:
         raise ValueError("ids and tasks are empty: there are no items to order")
-    _check_unique_ids(id_array)
+    check_unique_ids(id_array)
     task_names, task = np.unique(task_array, return_inverse=True)  # (T,) sorted, (N,)
     task = task.reshape(-1).astype(np.int64)
     # Sampling order: rows sorted by task, then position (when given), then id; lexsort keys run last-first.
