@@ -47,6 +47,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _arrange(args: argparse.Namespace) -> int:
+    from dynamics.arrange.progress import show_progress
     from dynamics.arrange.stage import arrange_grid
     from dynamics.runtime import prepare_environment, start_ray
     from dynamics.sweep import prepare
@@ -54,7 +55,8 @@ def _arrange(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args.set, args.lenient))
     start_ray(prepare_environment(config.scaling.use_gpu))
     study = prepare(config)
-    arrangements = arrange_grid(study.train_pool, study.test, study.config, study.workdir)
+    with show_progress():  # bars per pass over the pool; Ray Data draws its own for the embeddings
+        arrangements = arrange_grid(study.train_pool, study.test, study.config, study.workdir)
     for (volume, ordering, seed), ref in sorted(arrangements.items()):
         print(f"volume={volume} ordering={ordering} seed={seed} -> {ref.order_path} ({ref.content_hash[:12]})")
     return 0

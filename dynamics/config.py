@@ -111,12 +111,42 @@ class ArrangeConfig(_Strict):
         0.5, gt=0, description="CPUs reserved per actor (0.5 avoids Ray Data's read/actor deadlock on 2 CPUs)."
     )
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per embedding actor on a GPU cluster.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Embedding device; auto = cuda when gpus_per_actor > 0, else cpu."
+    )
+    md_search: Literal["exact", "faiss"] = Field(
+        "exact",
+        description="MD by chunked numpy products (read off TMA's first pass when it has one) or faiss flat search.",
+    )
     w_min: float = Field(1.0, description="Weight of MD in WSD.")
     w_avg: float | None = Field(None, description="Weight of AD in WSD; null = mean(MD)/mean(AD).")
     tma_size: int | None = Field(None, ge=1, description="TMA target size K; null = every item of the volume.")
     tma_within_round: Literal["distance", "index"] = Field(
         "distance", description="Order inside a TMA round: by claim distance (default) or by id."
     )
+    tma_rounds: list[int] | None = Field(
+        None, description="[i, j]: TMA arrangements keep rounds i…j-1 (a name's own [i:j] suffix wins); null = all."
+    )
+
+    @field_validator("tma_rounds")
+    @classmethod
+    def _rounds_range(cls, rounds: list[int] | None) -> list[int] | None:
+        if rounds is not None and (len(rounds) != 2 or not 0 <= rounds[0] < rounds[1]):
+            raise ValueError(f"tma_rounds must be [i, j] with 0 <= i < j (rounds i…j-1), got {rounds}")
+        return rounds
+
+    @model_validator(mode="after")
+    def _device_has_gpus(self) -> ArrangeConfig:
+        if self.device == "cuda" and self.gpus_per_actor <= 0:
+            raise ValueError("device 'cuda' needs gpus_per_actor > 0, or Ray schedules the actors without a GPU")
+        return self
+
+    @property
+    def embedding_device(self) -> str:
+        """The torch device each embedding actor loads its model on."""
+        if self.device == "auto":
+            return "cuda" if self.gpus_per_actor > 0 else "cpu"
+        return self.device
 
 
 class BuiltinModelConfig(_Strict):

@@ -373,3 +373,26 @@ def test_cli_set_without_equals_is_a_config_error(capsys: pytest.CaptureFixture[
 
     assert main(["sweep", "--config", str(OFFLINE), "--set", "train.lr"]) == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rounds", [[3, 3], [5, 2], [-1, 4], [0, 1, 2]])
+def test_tma_rounds_must_be_a_non_empty_range(offline_raw: dict[str, Any], rounds: list[int]) -> None:
+    raw = copy.deepcopy(offline_raw)
+    raw.setdefault("arrange", {})["tma_rounds"] = rounds
+    message = _error_of(raw)
+    assert "arrange.tma_rounds" in message and "0 <= i < j" in message
+
+
+def test_cuda_embedding_device_needs_gpus(offline_raw: dict[str, Any]) -> None:
+    raw = copy.deepcopy(offline_raw)
+    raw.setdefault("arrange", {})["device"] = "cuda"
+    assert "gpus_per_actor > 0" in _error_of(raw)
+    raw["arrange"]["gpus_per_actor"] = 1
+    assert parse_config(raw, origin="x.yaml").arrange.embedding_device == "cuda"
+
+
+def test_unknown_md_search_is_rejected(offline_raw: dict[str, Any]) -> None:
+    raw = copy.deepcopy(offline_raw)
+    raw.setdefault("arrange", {})["md_search"] = "annoy"
+    message = _error_of(raw)
+    assert "arrange.md_search" in message and "'annoy'" in message

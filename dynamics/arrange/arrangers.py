@@ -24,16 +24,22 @@ from dynamics.config import ArrangeConfig
 
 
 @dataclass(frozen=True)
-class ArrangeInputs:
+class Subset:
     """One subset to arrange: N training items against M test points."""
 
     ids: list[str]
     tasks: list[str]
     train: np.ndarray  # (N, d) float32 embeddings
     test: np.ndarray  # (M, d) float32 embeddings
-    scores: Scores  # AD / MD / WSD of the N items
     seed: int
     settings: ArrangeConfig
+
+
+@dataclass(frozen=True)
+class ArrangeInputs(Subset):
+    """A subset with its items' scores."""
+
+    scores: Scores  # AD / MD / WSD of the N items
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,10 @@ class Arranged:
 
 
 Arranger = Callable[[ArrangeInputs], Arranged]
+# An arrangement that computes the subset's scores itself, in a pass over train it makes anyway (TMA).
+ScoredArranger = Callable[[Subset], tuple[Scores, Arranged]]
 ARRANGERS: dict[str, Arranger] = {}
+SCORED_ARRANGERS: dict[str, ScoredArranger] = {}
 _ROUNDS_SUFFIX = re.compile(r"^(?P<base>[a-z_]+)\[(?P<start>\d+):(?P<stop>\d+)\]$")
 
 
@@ -59,8 +68,8 @@ def register_arranger(name: str) -> Callable[[Arranger], Arranger]:
     return decorate
 
 
-def get_arranger(name: str) -> Arranger:
-    """The arranger for `name` (with an optional `[i:j]` rounds range); ValueError naming valid names otherwise."""
+def _parse(name: str) -> tuple[str, tuple[int, int] | None]:
+    """(base name, rounds range or None); ValueError naming the valid names for an unknown one."""
     match = _ROUNDS_SUFFIX.match(name)
     base = match["base"] if match else name
     if base not in ARRANGERS:
@@ -69,13 +78,51 @@ def get_arranger(name: str) -> Arranger:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown permutation {name!r}; valid: {', '.join(valid)} (TMA ones take [i:j]){hint}")
     if match is None:
-        return ARRANGERS[base]
-    if not base.startswith("tma_"):
+        return base, None
+    if base not in SCORED_ARRANGERS:
         raise ValueError(f"permutation {name!r}: a rounds range [i:j] applies only to TMA arrangements")
     start, stop = int(match["start"]), int(match["stop"])
     if start >= stop:
         raise ValueError(f"permutation {name!r}: the rounds range [{start}:{stop}) is empty")
-    return lambda inputs: _rounds_range(ARRANGERS[base](inputs), start, stop)
+    return base, (start, stop)
+
+
+def _rounds_of(base: str, suffix: tuple[int, int] | None, settings: ArrangeConfig) -> tuple[int, int] | None:
+    """A name's own [i:j] wins over `arrange.tma_rounds`, which applies to every TMA arrangement."""
+    if base not in SCORED_ARRANGERS:
+        return None
+    if suffix is not None:
+        return suffix
+    return None if settings.tma_rounds is None else (settings.tma_rounds[0], settings.tma_rounds[1])
+
+
+def get_arranger(name: str) -> Arranger:
+    """The arranger for `name` (with an optional `[i:j]` rounds range); ValueError naming valid names otherwise."""
+    base, suffix = _parse(name)
+
+    def arrange(inputs: ArrangeInputs) -> Arranged:
+        rounds = _rounds_of(base, suffix, inputs.settings)
+        arranged = ARRANGERS[base](inputs)
+        return arranged if rounds is None else _rounds_range(arranged, *rounds)
+
+    return arrange
+
+
+def get_scored_arranger(name: str) -> ScoredArranger | None:
+    """For a TMA name: an arranger that also returns the subset's scores, read off its first pass.
+
+    None for arrangements that only consume scores. Either way the order is the same as `get_arranger`'s.
+    """
+    base, suffix = _parse(name)
+    if base not in SCORED_ARRANGERS:
+        return None
+
+    def arrange(subset: Subset) -> tuple[Scores, Arranged]:
+        rounds = _rounds_of(base, suffix, subset.settings)
+        scores, arranged = SCORED_ARRANGERS[base](subset)
+        return scores, (arranged if rounds is None else _rounds_range(arranged, *rounds))
+
+    return arrange
 
 
 def _rounds_range(arranged: Arranged, start: int, stop: int) -> Arranged:
@@ -146,5 +193,21 @@ def _tma(variant: str) -> Arranger:
     return arrange
 
 
+def _scored_tma(variant: str) -> ScoredArranger:
+    def arrange(subset: Subset) -> tuple[Scores, Arranged]:
+        from dynamics.arrange.tma import scored_tma_variant
+
+        settings = subset.settings
+        size = settings.tma_size or len(subset.ids)
+        scores, result = scored_tma_variant(
+            subset.train, subset.test, subset.ids, variant, min(size, len(subset.ids)), subset.seed,
+            w_min=settings.w_min, w_avg=settings.w_avg, within_round=settings.tma_within_round,
+        )  # fmt: skip
+        return scores, Arranged(result.order.astype(np.int64), result.rounds.astype(np.int32))
+
+    return arrange
+
+
 for _variant in ("min", "max", "min_max", "max_min", "random"):
     register_arranger(f"tma_{_variant}")(_tma(_variant))
+    SCORED_ARRANGERS[f"tma_{_variant}"] = _scored_tma(_variant)

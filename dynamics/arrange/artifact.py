@@ -107,5 +107,10 @@ def read_cached(description: dict[str, Any], root: Path) -> ArrangementRef | Non
     return ArrangementRef(str(meta_path.parent), meta["content_hash"], meta["size"])
 
 
+def read_derived(ref: ArrangementRef) -> dict[str, Any]:
+    """Values computed while arranging (WSD weights, TMA round statistics), for run params."""
+    return json.loads((Path(ref.folder) / "arrangement.json").read_text())["derived"]
+
+
 def read_order(ref: ArrangementRef) -> pa.Table:
     return pq.read_table(ref.order_path)

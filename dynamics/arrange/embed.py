@@ -87,7 +87,7 @@ def embed_texts(texts: list[str], config: ArrangeConfig) -> np.ndarray:
         SentenceEmbedder,
         fn_constructor_kwargs={
             "model_path": resolve_model_path(config.embedding_model),
-            "device": "cuda" if config.gpus_per_actor > 0 else "cpu",
+            "device": config.embedding_device,
             "threads": max(1, int(config.cpus_per_actor)),
         },
         batch_size=config.batch_size,

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dynamics.arrange.progress import advance, pass_progress
+
 log = logging.getLogger(__name__)
 
 # A float32 sum of squares below this may have lost terms to underflow (and above float32's range it
@@ -33,6 +35,11 @@ _MIN_SAFE_SUM_OF_SQUARES = 1e-20
 
 # Rows normalised at a time by l2_normalise: 2**22 values keeps temporaries at 16 MiB whatever the dimension.
 _NORMALISE_BLOCK_VALUES = 2**22
+
+# Training rows per chunk of every pass over train. Scores and TMA share it: float32 BLAS products of a row
+# can change in the last bit with the shape of the chunk around it, so one chunk size keeps MD identical
+# whether it comes from `score` or from TMA's first candidate pass.
+DEFAULT_CHUNK_ROWS = 8192
 
 # Below this |mean(AD)| the default ratio mean(MD) / mean(AD) is numerically meaningless.
 _DEGENERATE_MEAN_AD = 1e-6
@@ -62,7 +69,7 @@ def _check_matrix(vectors: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def _normalise_block(block: np.ndarray, name: str, first_row: int, out: np.ndarray) -> None:
+def normalise_block(block: np.ndarray, name: str, first_row: int, out: np.ndarray) -> None:
     """Validate `block` (rows first_row.. of the array `name`) and write its unit rows into `out`."""
     # Fast path in float32 for every row; values outside float32's range become inf or 0 in the cast.
     with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
@@ -79,9 +86,7 @@ def _normalise_block(block: np.ndarray, name: str, first_row: int, out: np.ndarr
 def _normalise_row_in_float64(row: np.ndarray, name: str, index: int) -> np.ndarray:
     values = row.astype(np.float64)  # (d,) float64
     if not np.isfinite(values).all():
-        raise ValueError(
-            f"{name} row {index} has a NaN or infinite value, so its cosine similarity is undefined"
-        )
+        raise ValueError(f"{name} row {index} has a NaN or infinite value, so its cosine similarity is undefined")
     largest = np.abs(values).max()
     if largest == 0.0:
         raise ValueError(f"{name} row {index} has zero norm, so its cosine similarity is undefined")
@@ -102,11 +107,11 @@ def l2_normalise(vectors: np.ndarray, name: str) -> np.ndarray:
     out = np.empty((n, dim), dtype=np.float32)  # (n, d) float32, L2-normalised
     block_rows = max(1, _NORMALISE_BLOCK_VALUES // dim)
     for start in range(0, n, block_rows):
-        _normalise_block(array[start : start + block_rows], name, start, out[start : start + block_rows])
+        normalise_block(array[start : start + block_rows], name, start, out[start : start + block_rows])
     return out
 
 
-def _normalised_chunks(train: np.ndarray, chunk_rows: int) -> Iterator[tuple[slice, np.ndarray]]:
+def normalised_chunks(train: np.ndarray, chunk_rows: int) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield (rows, unit rows of train[rows]) chunk by chunk, so no normalised copy of train is made.
 
     The yielded array is a buffer reused by the next chunk: use it before advancing.
@@ -116,11 +121,11 @@ def _normalised_chunks(train: np.ndarray, chunk_rows: int) -> Iterator[tuple[sli
     for start in range(0, n, chunk_rows):
         rows = slice(start, min(start + chunk_rows, n))
         chunk = buffer[: rows.stop - start]  # (chunk, d) float32, L2-normalised below
-        _normalise_block(train[rows], "train", start, chunk)
+        normalise_block(train[rows], "train", start, chunk)
         yield rows, chunk
 
 
-def _checked_pair(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def checked_pair(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(train as given, test L2-normalised), after checking both and that their dimensions agree."""
     train_array = _check_matrix(train, "train")
     test_array = _check_matrix(test, "test")
@@ -132,7 +137,7 @@ def _checked_pair(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.n
     return train_array, l2_normalise(test_array, "test")
 
 
-def _check_chunk_rows(chunk_rows: int) -> int:
+def check_chunk_rows(chunk_rows: int) -> int:
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     return int(chunk_rows)
@@ -154,24 +159,24 @@ def _write_min_distance(x: np.ndarray, t_transposed: np.ndarray, out: np.ndarray
     np.negative(out, out=out)
 
 
-def average_distance(train: np.ndarray, test: np.ndarray, chunk_rows: int = 16384) -> np.ndarray:
+def average_distance(train: np.ndarray, test: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
     """AD_i = mean over test points of -cos(x_i, t_j); (N,) float32, O(N·d), no N×M matrix."""
-    chunk_rows = _check_chunk_rows(chunk_rows)
-    train, t = _checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
+    chunk_rows = check_chunk_rows(chunk_rows)
+    train, t = checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
     centroid = _test_centroid(t)  # (d,) float32
     ad = np.empty(train.shape[0], dtype=np.float32)  # (N,) float32
-    for rows, x in _normalised_chunks(train, chunk_rows):
+    for rows, x in normalised_chunks(train, chunk_rows):
         _write_average_distance(x, centroid, ad[rows])
     return ad
 
 
-def min_distance(train: np.ndarray, test: np.ndarray, chunk_rows: int = 16384) -> np.ndarray:
+def min_distance(train: np.ndarray, test: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
     """MD_i = min over test points of -cos(x_i, t_j); (N,) float32, memory O(chunk_rows·M)."""
-    chunk_rows = _check_chunk_rows(chunk_rows)
-    train, t = _checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
+    chunk_rows = check_chunk_rows(chunk_rows)
+    train, t = checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
     t_transposed = np.ascontiguousarray(t.T)  # (d, M) float32
     md = np.empty(train.shape[0], dtype=np.float32)  # (N,) float32
-    for rows, x in _normalised_chunks(train, chunk_rows):
+    for rows, x in normalised_chunks(train, chunk_rows):
         _write_min_distance(x, t_transposed, md[rows])
     return md
 
@@ -227,32 +232,76 @@ def weighted_similarity_distance(
     )
 
 
+class ScoreAccumulator:
+    """AD and MD gathered chunk by chunk from a pass over train that already has each chunk's cosines.
+
+    A pass computing X_chunk @ T.T for another purpose (TMA's first candidate search) feeds it, so scores and
+    TMA together read train once. `score` uses it with a pass of its own.
+    """
+
+    def __init__(self, n: int, t: np.ndarray):
+        self._centroid = _test_centroid(t)  # (d,) float32
+        self.ad = np.empty(n, dtype=np.float32)  # (N,) float32
+        self.md = np.empty(n, dtype=np.float32)  # (N,) float32
+        self._rows_seen = 0
+
+    def add(self, rows: slice, x: np.ndarray, cosines: np.ndarray) -> None:
+        """Record train[rows]: `x` (c, d) its unit rows, `cosines` (c, M) float32 = x @ T.T."""
+        self.add_best(rows, x, np.max(cosines, axis=1))
+
+    def add_best(self, rows: slice, x: np.ndarray, best_cosines: np.ndarray) -> None:
+        """Record train[rows] from its unit rows `x` (c, d) and each row's largest cosine (c,) to the test set."""
+        if rows.start != self._rows_seen:
+            raise ValueError(f"chunks must arrive in order: expected row {self._rows_seen}, got {rows.start}")
+        _write_average_distance(x, self._centroid, self.ad[rows])
+        np.negative(best_cosines, out=self.md[rows])
+        self._rows_seen = rows.stop
+
+    def read(self, train: np.ndarray, t_transposed: np.ndarray, chunk_rows: int) -> None:
+        """Fill every row by a pass of its own (train raw (N, d), t_transposed (d, M) of the unit test rows)."""
+        if self._rows_seen:
+            raise ValueError(f"read needs an empty accumulator; {self._rows_seen} rows were already added")
+        with pass_progress("scores", train.shape[0]):
+            for rows, x in normalised_chunks(train, chunk_rows):
+                self.add(rows, x, x @ t_transposed)
+                advance(rows.stop - rows.start)
+
+    @property
+    def complete(self) -> bool:
+        return self._rows_seen == self.ad.shape[0]
+
+    def scores(self, w_min: float = 1.0, w_avg: float | None = None) -> Scores:
+        """WSD from the gathered AD and MD; every row must have been added."""
+        if not self.complete:
+            raise ValueError(f"scores needs every train row, got {self._rows_seen} of {self.ad.shape[0]}")
+        return weighted_similarity_distance(self.md, self.ad, w_min=w_min, w_avg=w_avg)
+
+
+def distances(train: np.ndarray, test: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> ScoreAccumulator:
+    """AD and MD of every training row (a complete `ScoreAccumulator`), in one chunked pass over train."""
+    chunk_rows = check_chunk_rows(chunk_rows)
+    started = time.perf_counter()
+    train, t = checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
+    t_transposed = np.ascontiguousarray(t.T)  # (d, M) float32
+    accumulator = ScoreAccumulator(train.shape[0], t)
+    accumulator.read(train, t_transposed, chunk_rows)  # each chunk normalised once, used for both scores
+    log_rate("scored", train.shape[0], t.shape[0], time.perf_counter() - started)
+    return accumulator
+
+
 def score(
     train: np.ndarray,
     test: np.ndarray,
     w_min: float = 1.0,
     w_avg: float | None = None,
-    chunk_rows: int = 16384,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> Scores:
     """AD, MD and WSD of every training row against the test set, in one chunked pass over train."""
-    chunk_rows = _check_chunk_rows(chunk_rows)
-    started = time.perf_counter()
-    train, t = _checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
-    centroid = _test_centroid(t)  # (d,) float32
-    t_transposed = np.ascontiguousarray(t.T)  # (d, M) float32
-    ad = np.empty(train.shape[0], dtype=np.float32)  # (N,) float32
-    md = np.empty(train.shape[0], dtype=np.float32)  # (N,) float32
-    # One pass over train: each chunk is normalised once and used for both scores.
-    for rows, x in _normalised_chunks(train, chunk_rows):
-        _write_average_distance(x, centroid, ad[rows])
-        _write_min_distance(x, t_transposed, md[rows])
-    scores = weighted_similarity_distance(md, ad, w_min=w_min, w_avg=w_avg)
-    elapsed_s = time.perf_counter() - started
+    return distances(train, test, chunk_rows).scores(w_min=w_min, w_avg=w_avg)
+
+
+def log_rate(what: str, n: int, m: int, elapsed_s: float) -> None:
+    """The stage's efficiency figure: train rows per second of a pass against m test rows."""
     log.info(
-        "scored %d train rows against %d test rows in %.2f s (%.0f rows/s)",
-        train.shape[0],
-        t.shape[0],
-        elapsed_s,
-        train.shape[0] / max(elapsed_s, 1e-9),
+        "%s %d train rows against %d test rows in %.2f s (%.0f rows/s)", what, n, m, elapsed_s, n / max(elapsed_s, 1e-9)
     )
-    return scores

@@ -6,19 +6,23 @@ to the smallest id. Claims collapse, the round's items are appended in within-ro
 taken. Every item keeps its round id, so "train on rounds [i, i+5)" can be rebuilt (`select_rounds`).
 
 How it avoids the N×M matrix: each test point keeps a sorted list of its top-k items (one chunked
-pass over train) and a pointer that skips taken items; a list that runs out is deepened (k doubled),
-all exhausted test points of a round, plus every list already more than half used, together in one
-more pass. With `max_rounds` or `max_items` the first lists hold 2 × the implied rounds, so a run that
-takes a small part of the pool needs one pass; when rounds·M nears N, lists drain fast and deepening
-passes dominate. Memory O(M·k + chunk·M).
+pass over train, `candidates.CandidateSearch`) and a pointer that skips taken items; a list that runs
+out is deepened (k doubled), all exhausted test points of a round, plus every list already more than
+half used, together in one more pass. With `max_rounds` or `max_items` the first lists hold 2 × the
+implied rounds, so a run that takes a small part of the pool needs one pass. When rounds·M nears N
+(the pool drains), lists past 1/32 of the pool become whole lists (every item, one dense pass) while
+they fit in 2**25 entries. Memory O(M·k + chunk·M).
 
 Exact, reproducible ties: float32 BLAS results depend on matrix shapes and thread counts, so they
-only *filter* candidates (with a rigorous error margin). Every candidate is then ranked by its exact
-cosine: the float64 dot product of the L2-normalised float32 vectors, summed in dimension order. The
-order therefore never depends on chunk size, deepening, BLAS or hardware.
+only *filter* candidates (with a rigorous error margin). Every candidate is then ranked by an exact
+score: the dot product of the unit vectors on a 2**-26 fixed-point grid, computed in integers that
+float64 holds exactly (`candidates.fixed_point`). The order therefore never depends on chunk size,
+deepening, BLAS, thread count or hardware. `scored_tma` / `scored_tma_variant` also read AD and MD off
+the first pass, so WSD + TMA cost one pass over train.
 
-    from dynamics.arrange.tma import tma, tma_variant, select_rounds
+    from dynamics.arrange.tma import scored_tma, select_rounds, tma, tma_variant
     result = tma(train_embeddings, test_embeddings, ids, max_rounds=30)
+    scores, result = scored_tma(train_embeddings, test_embeddings, ids, max_rounds=30)  # + AD/MD/WSD, same pass
     first_five = select_rounds(result, 0, 5)    # items of rounds 0..4, in training order
     ordered_ids = [ids[i] for i in first_five.order]
 """
@@ -27,13 +31,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from dynamics.arrange.similarity import _check_chunk_rows, _checked_pair, _normalise_block, _normalised_chunks
+from dynamics.arrange.candidates import CandidateSearch
+from dynamics.arrange.similarity import (
+    DEFAULT_CHUNK_ROWS,
+    ScoreAccumulator,
+    Scores,
+    check_chunk_rows,
+    checked_pair,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +52,9 @@ Direction = Literal["nearest", "farthest"]
 WithinRound = Literal["distance", "index"]
 Variant = Literal["min", "max", "min_max", "max_min", "random"]
 
-# Exact cosines are computed for at most this many float64 values at a time (16 MiB of temporaries).
-_EXACT_BLOCK_VALUES = 2**21
+# Whole candidate lists (every item per test point) are taken only while they hold at most this many
+# entries (16 bytes each: 512 MiB); beyond it, lists keep doubling.
+_WHOLE_LIST_MAX_ENTRIES = 2**25
 
 # The automatic initial list length keeps M·k under this many entries (16 bytes each: 256 MiB).
 _MAX_FIRST_DEPTH_ENTRIES = 2**24
@@ -91,133 +103,17 @@ def _check_choice(value: str, name: str, valid: tuple[str, ...]) -> str:
     return value
 
 
-def _exact_cosines(x: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """(P,) float64 dot products of paired rows of x and t, (P, d) float32 each, summed in dimension order.
-
-    Products of two float32 values are exact in float64 and `accumulate` adds them strictly left to right,
-    so a pair's value does not depend on P, memory layout or BLAS: the same pair always ties the same way.
-    """
-    pairs, dim = x.shape
-    out = np.empty(pairs, dtype=np.float64)  # (P,) float64
-    block = max(1, _EXACT_BLOCK_VALUES // dim)
-    for start in range(0, pairs, block):
-        rows = slice(start, start + block)
-        products = x[rows].astype(np.float64) * t[rows].astype(np.float64)  # (b, d) float64, exact
-        out[rows] = np.add.accumulate(products, axis=1)[:, -1]
-    return out
-
-
-class _Searcher:
-    """Exact per-test-point top-k lists by chunked passes over train, in the tie order (score desc, rank asc).
-
-    Scores are cosines times `sign` (+1 nearest, -1 farthest), so "best" is always "largest".
-    """
-
-    def __init__(self, train: np.ndarray, t: np.ndarray, ranks: np.ndarray, sign: float, chunk_rows: int):
-        self.train = train  # (N, d) raw; normalised chunk by chunk
-        self.t = t  # (M, d) float32, L2-normalised
-        self.t_transposed = np.ascontiguousarray(t.T)  # (d, M) float32
-        self.ranks = ranks  # (N,) int64
-        self.sign = sign
-        self.chunk_rows = chunk_rows
-        dim = t.shape[1]
-        # |float32 BLAS dot - exact dot| <= d·u·Σ|x_k·t_k| <= d·u (unit rows, u = 2**-24) in any summation
-        # order; twice that covers the norms' own rounding and the float64 sum.
-        self.margin = 2.0 * (dim + 2) * 2.0**-24
-        self.passes = 0
-
-    def top_k(self, columns: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ranks), each (len(columns), min(k, N)): every column's best items, best first.
-
-        The pass keeps a shortlist by approximate (BLAS) score: every item whose approximate score is
-        within 2·margin of its column's k-th best, which provably holds the exact top k. Exact cosines
-        are computed once, for the shortlist only.
-        """
-        n = self.train.shape[0]
-        k = min(k, n)
-        width = columns.shape[0]
-        t_transposed = self.t_transposed if width == self.t.shape[0] else self.t_transposed[:, columns]  # (d, C)
-        floor = np.full(width, -np.inf, dtype=np.float32)  # (C,) approximate scores below this cannot win
-        shortlist: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (column, approx score, train row)
-        pending = 0
-        started = time.perf_counter()
-        for rows, x in _normalised_chunks(self.train, self.chunk_rows):
-            approx = x @ t_transposed  # (c, C) float32, only a filter
-            if self.sign < 0:
-                np.negative(approx, out=approx)
-            threshold = floor
-            unfilled = np.flatnonzero(np.isneginf(floor))
-            if unfilled.size and approx.shape[0] > k:
-                # k items of this chunk score at least v (its k-th approximate score), so the exact k-th best
-                # is at least v - margin, and nothing under v - 2·margin can reach it.
-                kth = np.partition(approx[:, unfilled], approx.shape[0] - k, axis=0)[approx.shape[0] - k]
-                threshold = floor.copy()
-                threshold[unfilled] = kth - 2.0 * self.margin
-            # flatnonzero + divmod is ~4x faster than a 2-D nonzero on this (c, C) mask.
-            hit_rows, hit_columns = np.divmod(np.flatnonzero(approx >= threshold), width)
-            shortlist.append((hit_columns, approx[hit_rows, hit_columns], rows.start + hit_rows))
-            pending += hit_rows.size
-            # Pruning lazily is still exact: floors only rise, so an older floor never drops a winner.
-            if pending >= 4 * width * k or unfilled.size:
-                shortlist = [self._prune(shortlist, floor, k)]
-                pending = shortlist[0][0].size
-        column, _, row = self._prune(shortlist, floor, k)
-        scores, ranks = self._exact_top_k(columns, column, row, k)
-        self.passes += 1
-        log.debug(
-            "top-%d pass for %d test points over %d train rows in %.2f s", k, width, n, time.perf_counter() - started
-        )
-        return scores, ranks
-
-    def _prune(
-        self, shortlist: list[tuple[np.ndarray, np.ndarray, np.ndarray]], floor: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raise each column's floor to (its k-th approximate score - 2·margin) and drop entries under it."""
-        column, approx, row = (np.concatenate(parts) for parts in zip(*shortlist, strict=True))
-        order = np.lexsort((-approx, column))  # by column, then approximate score descending
-        column, approx, row = column[order], approx[order], row[order]
-        start = np.searchsorted(column, np.arange(floor.size))  # (C,) first entry of each column
-        count = np.diff(np.append(start, column.size))  # (C,)
-        full = np.flatnonzero(count >= k)
-        floor[full] = np.maximum(floor[full], approx[start[full] + k - 1] - 2.0 * self.margin)
-        keep = approx >= floor[column]
-        return column[keep], approx[keep], row[keep]
-
-    def _exact_top_k(
-        self, columns: np.ndarray, column: np.ndarray, row: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Rank the shortlist (column, train row) by exact score desc, then id rank asc; keep k per column."""
-        dim = self.t.shape[1]
-        exact = np.empty(column.size, dtype=np.float64)  # (P,)
-        block = max(1, _EXACT_BLOCK_VALUES // dim)
-        buffer = np.empty((min(block, column.size), dim), dtype=np.float32)
-        for start in range(0, column.size, block):
-            part = slice(start, start + block)
-            x = buffer[: row[part].size]  # (b, d) float32, the same unit rows the pass used
-            _normalise_block(self.train[row[part]], "train", 0, x)
-            exact[part] = _exact_cosines(x, self.t[columns[column[part]]])
-        exact *= self.sign
-        ranks = self.ranks[row]
-        order = np.lexsort((ranks, -exact, column))  # by column, then score desc, then rank asc
-        column, exact, ranks = column[order], exact[order], ranks[order]
-        position = np.arange(column.size) - np.searchsorted(column, np.arange(columns.size))[column]
-        keep = position < k
-        best_score = np.empty((columns.size, k), dtype=np.float64)  # (C, k)
-        best_rank = np.empty((columns.size, k), dtype=np.int64)  # (C, k)
-        best_score[column[keep], position[keep]] = exact[keep]
-        best_rank[column[keep], position[keep]] = ranks[keep]
-        return best_score, best_rank
-
-
 class _Arranger:
     """Validated inputs shared by the TMA runs of one variant."""
 
     def __init__(self, train: np.ndarray, test: np.ndarray, ids: Sequence[str], chunk_rows: int, initial_k: int):
-        self.chunk_rows = _check_chunk_rows(chunk_rows)
+        self.passes = 0  # full or partial passes over train, over all runs
+        self.distances: ScoreAccumulator | None = None  # filled by the next run's first pass, if set
+        self.chunk_rows = check_chunk_rows(chunk_rows)
         if isinstance(initial_k, bool) or not isinstance(initial_k, (int, np.integer)) or initial_k < 1:
             raise ValueError(f"initial_k must be a positive integer, got {initial_k!r}")
         self.initial_k = int(initial_k)
-        self.train, self.t = _checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
+        self.train, self.t = checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
         self.n = self.train.shape[0]
         self.ranks = _id_ranks(ids, self.n)  # (N,) int64
         self.rows_by_rank = np.argsort(self.ranks)  # (N,) int64, inverse permutation
@@ -246,10 +142,12 @@ class _Arranger:
         selected = 0
         round_id = 0
         if limit > 0 and (max_rounds is None or max_rounds > 0):
-            searcher = _Searcher(
+            searcher = CandidateSearch(
                 self.train, self.t, self.ranks, 1.0 if direction == "nearest" else -1.0, self.chunk_rows
             )
-            scores, ranks = searcher.top_k(np.arange(m), self._first_depth(m, max_items, max_rounds))  # (M, k)
+            depth = self._first_depth(m, max_items, max_rounds)
+            scores, ranks = searcher.top_k(np.arange(m), depth, self.distances)  # (M, k)
+            self.distances = None
             lists_score = list(scores)
             lists_rank = list(ranks)
             pointer = np.zeros(m, dtype=np.int64)  # (M,) next candidate of each test point
@@ -272,6 +170,7 @@ class _Arranger:
                 time.perf_counter() - started,
                 searcher.passes,
             )
+            self.passes += searcher.passes
         order_ranks = np.concatenate(out_ranks) if out_ranks else np.zeros(0, dtype=np.int64)
         rounds = np.concatenate(out_rounds) if out_rounds else np.zeros(0, dtype=np.int32)
         return TmaResult(order=self.rows_by_rank[order_ranks].astype(np.int64), rounds=rounds)
@@ -288,7 +187,7 @@ class _Arranger:
 
     @staticmethod
     def _heads(
-        searcher: _Searcher,
+        searcher: CandidateSearch,
         lists_score: list[np.ndarray],
         lists_rank: list[np.ndarray],
         pointer: np.ndarray,
@@ -316,7 +215,11 @@ class _Arranger:
             lengths = np.fromiter((lists_rank[j].size for j in range(m)), dtype=np.int64, count=m)
             batch = np.union1d(np.asarray(exhausted, dtype=np.int64), np.flatnonzero(2 * pointer >= lengths))
             batch = batch[lengths[batch] < n]
-            scores, ranks = searcher.top_k(batch, 2 * int(lengths[batch].max()))
+            depth = 2 * int(lengths[batch].max())
+            # Past 1/32 of the pool, sorting shortlists costs more than dense whole lists (measured at N=20k, M=1k).
+            if 32 * depth >= n and batch.size * n <= _WHOLE_LIST_MAX_ENTRIES:
+                depth = n
+            scores, ranks = searcher.top_k(batch, depth)
             for row, j in enumerate(batch.tolist()):
                 # The deeper list starts with the old one (same exact order), so the pointer stays valid.
                 lists_score[j], lists_rank[j] = scores[row], ranks[row]
@@ -347,7 +250,7 @@ def tma(
     max_rounds: int | None = None,
     within_round: WithinRound = "distance",
     initial_k: int = 32,
-    chunk_rows: int = 8192,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> TmaResult:
     """TMA order of the training rows: rounds of per-test-point claims, nearest (or farthest) first.
 
@@ -369,6 +272,22 @@ def _concat(first: TmaResult, second: TmaResult) -> TmaResult:
     )
 
 
+def _variant(arranger: _Arranger, variant: Variant, k: int, seed: int, within_round: WithinRound) -> TmaResult:
+    _check_choice(variant, "variant", ("min", "max", "min_max", "max_min", "random"))
+    k = _check_count(k, "k")
+    if variant in ("min", "max"):
+        return arranger.run("nearest" if variant == "min" else "farthest", k, None, within_round)
+    first_direction, second_direction = ("farthest", "nearest") if variant == "max_min" else ("nearest", "farthest")
+    first = arranger.run(first_direction, (k + 1) // 2, None, within_round)
+    second = arranger.run(second_direction, k - first.order.size, None, within_round, excluded_rows=first.order)
+    combined = _concat(first, second)
+    if variant != "random":
+        return combined
+    by_id = np.argsort(arranger.ranks[combined.order], kind="stable")
+    shuffled = by_id[np.random.default_rng(seed).permutation(by_id.size)]
+    return TmaResult(order=combined.order[shuffled], rounds=combined.rounds[shuffled])
+
+
 def tma_variant(
     train: np.ndarray,
     test: np.ndarray,
@@ -378,7 +297,7 @@ def tma_variant(
     seed: int,
     within_round: WithinRound = "distance",
     initial_k: int = 32,
-    chunk_rows: int = 8192,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> TmaResult:
     """The Study B TMA settings, K = `k` items (fewer only if train has fewer rows).
 
@@ -391,20 +310,59 @@ def tma_variant(
     - ``random``: the ``min_max`` items sorted by id, then shuffled with ``np.random.default_rng(seed)``;
       each item keeps its ``min_max`` round id. `seed` is used only here.
     """
-    _check_choice(variant, "variant", ("min", "max", "min_max", "max_min", "random"))
-    k = _check_count(k, "k")
+    return _variant(_Arranger(train, test, ids, chunk_rows, initial_k), variant, k, seed, within_round)
+
+
+def scored_tma_variant(
+    train: np.ndarray,
+    test: np.ndarray,
+    ids: Sequence[str],
+    variant: Variant,
+    k: int,
+    seed: int,
+    w_min: float = 1.0,
+    w_avg: float | None = None,
+    within_round: WithinRound = "distance",
+    initial_k: int = 32,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> tuple[Scores, TmaResult]:
+    """`tma_variant` plus every row's AD/MD/WSD (as `score`), with the scores taken from TMA's first pass.
+
+    The first candidate search computes X_chunk @ T.T for every chunk anyway; reading AD and MD off it
+    saves the separate scoring pass over train (the dominant cost at N = 10⁶). The scores are bit-identical
+    to `score(train, test, w_min, w_avg, chunk_rows)`.
+    """
     arranger = _Arranger(train, test, ids, chunk_rows, initial_k)
-    if variant in ("min", "max"):
-        return arranger.run("nearest" if variant == "min" else "farthest", k, None, within_round)
-    first_direction, second_direction = ("farthest", "nearest") if variant == "max_min" else ("nearest", "farthest")
-    first = arranger.run(first_direction, (k + 1) // 2, None, within_round)
-    second = arranger.run(second_direction, k - first.order.size, None, within_round, excluded_rows=first.order)
-    combined = _concat(first, second)
-    if variant != "random":
-        return combined
-    by_id = np.argsort(arranger.ranks[combined.order], kind="stable")
-    shuffled = by_id[np.random.default_rng(seed).permutation(by_id.size)]
-    return TmaResult(order=combined.order[shuffled], rounds=combined.rounds[shuffled])
+    return _scored(arranger, lambda: _variant(arranger, variant, k, seed, within_round), w_min, w_avg)
+
+
+def scored_tma(
+    train: np.ndarray,
+    test: np.ndarray,
+    ids: Sequence[str],
+    direction: Direction = "nearest",
+    max_items: int | None = None,
+    max_rounds: int | None = None,
+    w_min: float = 1.0,
+    w_avg: float | None = None,
+    within_round: WithinRound = "distance",
+    initial_k: int = 32,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> tuple[Scores, TmaResult]:
+    """`tma` plus every row's AD/MD/WSD, read off TMA's first pass as in `scored_tma_variant`."""
+    arranger = _Arranger(train, test, ids, chunk_rows, initial_k)
+    return _scored(arranger, lambda: arranger.run(direction, max_items, max_rounds, within_round), w_min, w_avg)
+
+
+def _scored(
+    arranger: _Arranger, arrange: Callable[[], TmaResult], w_min: float, w_avg: float | None
+) -> tuple[Scores, TmaResult]:
+    distances = ScoreAccumulator(arranger.n, arranger.t)
+    arranger.distances = distances
+    result = arrange()
+    if not distances.complete:  # nothing to select, so no candidate pass ran
+        distances.read(arranger.train, np.ascontiguousarray(arranger.t.T), arranger.chunk_rows)
+    return distances.scores(w_min=w_min, w_avg=w_avg), result
 
 
 def select_rounds(result: TmaResult, start: int, stop: int) -> TmaResult:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynamics.arrange.artifact import ArrangementRef, read_order
+from dynamics.arrange.artifact import ArrangementRef, read_derived, read_order
 from dynamics.config import SweepConfig
 from dynamics.models import ModelSource
 from dynamics.train.loop import TrialInputs, train_loop_per_worker
@@ -70,7 +70,9 @@ def run_trial(factors: dict[str, Any], shared: SweepInputs) -> None:
         "template": config.train.template,
         "model_source": source.model,
         "num_parameters": source.num_parameters or "unknown",
+        "arrangement_size": ref.size,
     }
+    params |= {f"arrangement_{name}": value for name, value in read_derived(ref).items()}
     tags = {"arrangement_hash": ref.content_hash, "arrangement_path": ref.folder, "sweep": config.name}
     run_id = start_run(client, config.tracking.experiment, name, params, tags, parent_run_id=shared.parent_run_id)
 

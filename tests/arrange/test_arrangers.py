@@ -24,7 +24,7 @@ def _inputs(n: int = 24, m: int = 5, seed: int = 0, **settings) -> ArrangeInputs
     test = (rng.normal(size=(m, 8)) + 1).astype(np.float32)
     ids = [f"item-{k:03d}" for k in range(n)]
     tasks = [f"task-{k % 4}" for k in range(n)]
-    return ArrangeInputs(ids, tasks, train, test, score(train, test), 7, ArrangeConfig(**settings))
+    return ArrangeInputs(ids, tasks, train, test, 7, ArrangeConfig(**settings), scores=score(train, test))
 
 
 def test_every_study_arrangement_is_registered() -> None:

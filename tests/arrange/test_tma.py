@@ -6,18 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamics.arrange.similarity import l2_normalise
-from dynamics.arrange.tma import TmaResult, select_rounds, tma, tma_variant
+from dynamics.arrange.similarity import l2_normalise, score
+from dynamics.arrange.tma import TmaResult, scored_tma, scored_tma_variant, select_rounds, tma, tma_variant
 
 
 def exact_cosines(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """(N, M) float64 cosines of the normalised float32 rows, summed in dimension order (the module's rule)."""
-    x = l2_normalise(train, "train").astype(np.float64)
-    t = l2_normalise(test, "test").astype(np.float64)
-    cosines = np.zeros((x.shape[0], t.shape[0]))
-    for k in range(x.shape[1]):
-        cosines += x[:, k, None] * t[None, :, k]
-    return cosines
+    """(N, M) exact cosines by the module's rule: unit float32 rows on a 2**-26 grid, integer dot products."""
+    x = np.rint(l2_normalise(train, "train").astype(np.float64) * 2.0**26).astype(np.int64)
+    t = np.rint(l2_normalise(test, "test").astype(np.float64) * 2.0**26).astype(np.int64)
+    return (x @ t.T).astype(np.float64) * 2.0**-52  # int64 arithmetic: exact, whatever the summation order
 
 
 def reference_tma(
@@ -178,6 +175,28 @@ def test_variants_equal_reference(case: dict, variant: str, k: int) -> None:
     assert np.unique(result.order).size == result.order.size
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    case=cases,
+    variant=st.sampled_from(["min", "max", "min_max", "max_min", "random"]),
+    k=st.integers(0, 320),
+)
+def test_scored_variant_gives_the_same_order_and_bit_identical_scores(case: dict, variant: str, k: int) -> None:
+    rng = np.random.default_rng(case["seed"])
+    train = tied_vectors(rng, case["n"], case["dim"], "gaussian")
+    test = tied_vectors(rng, case["m"], case["dim"], "gaussian")
+    ids = shuffled_ids(rng, case["n"])
+    options = {"initial_k": case["initial_k"], "chunk_rows": case["chunk_rows"]}
+    scores, result = scored_tma_variant(train, test, ids, variant, k, case["seed"], 0.5, 0.7, **options)
+    expected = tma_variant(train, test, ids, variant, k, case["seed"], **options)
+    assert result.order.tolist() == expected.order.tolist()
+    assert result.rounds.tolist() == expected.rounds.tolist()
+    separate = score(train, test, 0.5, 0.7, chunk_rows=case["chunk_rows"])
+    for name in ("ad", "md", "wsd"):
+        assert getattr(scores, name).tobytes() == getattr(separate, name).tobytes(), name
+    assert (scores.w_min, scores.w_avg) == (separate.w_min, separate.w_avg)
+
+
 def test_rounds_on_a_hand_example() -> None:
     # Test points along x and y: round 0 = {a, c} (both cos 1, so by id), round 1 = {d (0.98), b (0.89)}.
     train = np.array([[1, 0], [1, 0.5], [0, 1], [0.2, 1], [-1, -1]], dtype=np.float32)
@@ -313,3 +332,25 @@ def test_bad_options_raise(kwargs: dict, message: str) -> None:
 def test_bad_variant_raises() -> None:
     with pytest.raises(ValueError, match="variant must be one of"):
         tma_variant(np.eye(2), np.eye(2), ["a", "b"], "minmax", k=2, seed=0)
+
+
+def test_scored_variant_uses_the_default_ratio_like_score() -> None:
+    rng = np.random.default_rng(4)
+    train, test = rng.standard_normal((500, 8)).astype(np.float32), rng.standard_normal((20, 8)).astype(np.float32)
+    test += np.float32(1.0)  # test points share a direction, so mean(AD) is far from zero
+    ids = shuffled_ids(rng, 500)
+    scores, _ = scored_tma_variant(train, test, ids, "max_min", 100, seed=0, chunk_rows=64)
+    expected = score(train, test, chunk_rows=64)
+    assert scores.w_avg == expected.w_avg and scores.wsd.tobytes() == expected.wsd.tobytes()
+
+
+@pytest.mark.parametrize("direction", ["nearest", "farthest"])
+@pytest.mark.parametrize("max_rounds", [0, 1, 3, None])
+def test_scored_tma_matches_tma_and_score(direction: str, max_rounds: int | None) -> None:
+    rng = np.random.default_rng(5)
+    train, test = rng.standard_normal((300, 6)).astype(np.float32), rng.standard_normal((12, 6)).astype(np.float32)
+    ids = shuffled_ids(rng, 300)
+    scores, result = scored_tma(train, test, ids, direction, max_rounds=max_rounds, w_avg=1.5, chunk_rows=50)
+    expected = tma(train, test, ids, direction, max_rounds=max_rounds, chunk_rows=50)
+    assert result.order.tolist() == expected.order.tolist() and result.rounds.tolist() == expected.rounds.tolist()
+    assert scores.md.tobytes() == score(train, test, w_avg=1.5, chunk_rows=50).md.tobytes()

@@ -22,7 +22,7 @@ def test_sweep_logs_parent_children_and_per_step_per_task_loss(ray_cluster, tmp_
             "data.per_test_task": 2,
             "grid.volume": [48],
             "grid.model": ["tiny-0.5m"],
-            "grid.permutation": ["nft", "fft"],
+            "grid.permutation": ["nft", "tma_min"],
             "train.eval_every": 1,
         },
     )
@@ -37,12 +37,16 @@ def test_sweep_logs_parent_children_and_per_step_per_task_loss(ray_cluster, tmp_
 
     children = child_runs(client, result.parent_run_id)
     assert len(children) == 2
-    assert {c.data.params["permutation"] for c in children} == {"nft", "fft"}
+    assert {c.data.params["permutation"] for c in children} == {"nft", "tma_min"}
     test_tasks = {"arithmetic_add_three", "units_length", "sentiment_product", "logic_sequence_next"}
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.params["volume"] == "48" and child.data.params["model"] == "tiny-0.5m"
         assert len(child.data.tags["arrangement_hash"]) == 64
+        assert child.data.params["arrangement_size"] == "48" and float(child.data.params["arrangement_w_avg"]) > 0
+        if child.data.params["permutation"] == "tma_min":  # its round statistics are run params too
+            # 22 test points (11 tasks × 2) claim at most 22 items a round, so 48 items take at least 3 rounds.
+            assert int(child.data.params["arrangement_tma_rounds"]) >= 3
         total_steps = int(child.data.metrics["total_steps"])
         assert total_steps == 3  # 48 items / global batch 16
         expected_steps = list(range(total_steps + 1))  # step 0 (base model) then every step
