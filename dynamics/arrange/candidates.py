@@ -130,21 +130,29 @@ class CandidateSearch:
             advance(rows.stop - rows.start)
         return self._prune(shortlist, floor, k)
 
-    def _whole_lists(self, columns: np.ndarray, distances: ScoreAccumulator | None) -> tuple[np.ndarray, np.ndarray]:
-        """Every item for every column, best first: dense exact scores and one stable sort per column.
+    def exact_by_rank(self, columns: np.ndarray, distances: ScoreAccumulator | None = None) -> np.ndarray:
+        """(C, N) float64 exact scores of every item (in id-rank order) for each column: one dense pass.
 
-        No filter and no shortlist: when lists must hold (nearly) the whole pool, this is cheaper than
-        sorting a shortlist of the same size by three keys.
+        Can fill `distances` (AD, MD) on the way, from the same float32 products `score` uses.
         """
         n = self.train.shape[0]
         t_fixed_transposed = np.ascontiguousarray(fixed_point(self.t[columns]).T)  # (d, C) float64
-        by_rank = np.empty((columns.size, n), dtype=np.float64)  # (C, N) exact dot products, items in rank order
+        by_rank = np.empty((columns.size, n), dtype=np.float64)  # (C, N)
         for rows, x in normalised_chunks(self.train, self.chunk_rows):
             if distances is not None:
                 distances.add(rows, x, x @ self.t_transposed)
             by_rank[:, self.ranks[rows]] = (fixed_point(x) @ t_fixed_transposed).T
             advance(rows.stop - rows.start)
         by_rank *= self.sign * 2.0 ** (-2 * _FIXED_POINT_BITS)
+        return by_rank
+
+    def _whole_lists(self, columns: np.ndarray, distances: ScoreAccumulator | None) -> tuple[np.ndarray, np.ndarray]:
+        """Every item for every column, best first: dense exact scores and one stable sort per column.
+
+        No filter and no shortlist: when lists must hold (nearly) the whole pool, this is cheaper than
+        sorting a shortlist of the same size by three keys.
+        """
+        by_rank = self.exact_by_rank(columns, distances)  # (C, N)
         # A stable sort on the negated score keeps equal scores in rank order: exactly the tie rule.
         np.negative(by_rank, out=by_rank)
         ranks = np.argsort(by_rank, axis=1, kind="stable")  # (C, N) int64

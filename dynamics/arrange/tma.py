@@ -45,16 +45,13 @@ from dynamics.arrange.similarity import (
     check_chunk_rows,
     checked_pair,
 )
+from dynamics.arrange.tma_heads import DENSE_MAX_ENTRIES, CandidateLists, DenseHeads
 
 log = logging.getLogger(__name__)
 
 Direction = Literal["nearest", "farthest"]
 WithinRound = Literal["distance", "index"]
 Variant = Literal["min", "max", "min_max", "max_min", "random"]
-
-# Whole candidate lists (every item per test point) are taken only while they hold at most this many
-# entries (16 bytes each: 512 MiB); beyond it, lists keep doubling.
-_WHOLE_LIST_MAX_ENTRIES = 2**25
 
 # The automatic initial list length keeps M·k under this many entries (16 bytes each: 256 MiB).
 _MAX_FIRST_DEPTH_ENTRIES = 2**24
@@ -103,6 +100,11 @@ def _check_choice(value: str, name: str, valid: tuple[str, ...]) -> str:
     return value
 
 
+def _use_dense(n: int, m: int, reach: int) -> bool:
+    """Dense heads pay off when the (M, N) matrix is small and the run takes a quarter of the pool or more."""
+    return n * m <= DENSE_MAX_ENTRIES and 4 * reach >= n
+
+
 class _Arranger:
     """Validated inputs shared by the TMA runs of one variant."""
 
@@ -142,17 +144,10 @@ class _Arranger:
         selected = 0
         round_id = 0
         if limit > 0 and (max_rounds is None or max_rounds > 0):
-            searcher = CandidateSearch(
-                self.train, self.t, self.ranks, 1.0 if direction == "nearest" else -1.0, self.chunk_rows
-            )
-            depth = self._first_depth(m, max_items, max_rounds)
-            scores, ranks = searcher.top_k(np.arange(m), depth, self.distances)  # (M, k)
+            engine = self._engine(direction, taken, limit, max_items, max_rounds)
             self.distances = None
-            lists_score = list(scores)
-            lists_rank = list(ranks)
-            pointer = np.zeros(m, dtype=np.int64)  # (M,) next candidate of each test point
             while selected < limit and (max_rounds is None or round_id < max_rounds):
-                head_rank, head_score = self._heads(searcher, lists_score, lists_rank, pointer, taken)
+                head_rank, head_score = engine.heads(taken)
                 round_ranks = self._collapse(head_rank, head_score, within_round)
                 round_ranks = round_ranks[: limit - selected]
                 taken[round_ranks] = True
@@ -161,16 +156,17 @@ class _Arranger:
                 selected += round_ranks.size
                 round_id += 1
             log.info(
-                "TMA %s: %d items in %d rounds from %d train x %d test rows in %.2f s (%d passes over train)",
+                "TMA %s: %d items in %d rounds from %d train x %d test rows in %.2f s (%s, %d passes over train)",
                 direction,
                 selected,
                 round_id,
                 n,
                 m,
                 time.perf_counter() - started,
-                searcher.passes,
+                type(engine).__name__,
+                engine.passes,
             )
-            self.passes += searcher.passes
+            self.passes += engine.passes
         order_ranks = np.concatenate(out_ranks) if out_ranks else np.zeros(0, dtype=np.int64)
         rounds = np.concatenate(out_rounds) if out_rounds else np.zeros(0, dtype=np.int32)
         return TmaResult(order=self.rows_by_rank[order_ranks].astype(np.int64), rounds=rounds)
@@ -185,48 +181,18 @@ class _Arranger:
         wanted = 2 * min(rounds) if rounds else 0
         return max(self.initial_k, min(wanted, _MAX_FIRST_DEPTH_ENTRIES // m))
 
-    @staticmethod
-    def _heads(
-        searcher: CandidateSearch,
-        lists_score: list[np.ndarray],
-        lists_rank: list[np.ndarray],
-        pointer: np.ndarray,
-        taken: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Each test point's best untaken item, (M,) ranks and (M,) scores; deepens exhausted lists."""
-        m = pointer.shape[0]
-        n = taken.shape[0]
-        stale = [j for j in range(m) if taken[lists_rank[j][pointer[j]]]] if m else []
-        while stale:
-            exhausted = []
-            for j in stale:
-                free = ~taken[lists_rank[j][pointer[j] :]]
-                step = int(free.argmax())
-                if free[step]:
-                    pointer[j] += step
-                else:
-                    # A full-length list cannot run out while some item is untaken.
-                    assert lists_rank[j].size < n, "TMA invariant broken: complete candidate list exhausted"
-                    pointer[j] = lists_rank[j].size
-                    exhausted.append(j)
-            if not exhausted:
-                break
-            # Every pass reads all of train, so lists more than half used are deepened in the same pass.
-            lengths = np.fromiter((lists_rank[j].size for j in range(m)), dtype=np.int64, count=m)
-            batch = np.union1d(np.asarray(exhausted, dtype=np.int64), np.flatnonzero(2 * pointer >= lengths))
-            batch = batch[lengths[batch] < n]
-            depth = 2 * int(lengths[batch].max())
-            # Past 1/32 of the pool, sorting shortlists costs more than dense whole lists (measured at N=20k, M=1k).
-            if 32 * depth >= n and batch.size * n <= _WHOLE_LIST_MAX_ENTRIES:
-                depth = n
-            scores, ranks = searcher.top_k(batch, depth)
-            for row, j in enumerate(batch.tolist()):
-                # The deeper list starts with the old one (same exact order), so the pointer stays valid.
-                lists_score[j], lists_rank[j] = scores[row], ranks[row]
-            stale = exhausted
-        head_rank = np.fromiter((lists_rank[j][pointer[j]] for j in range(m)), dtype=np.int64, count=m)
-        head_score = np.fromiter((lists_score[j][pointer[j]] for j in range(m)), dtype=np.float64, count=m)
-        return head_rank, head_score
+    def _engine(
+        self, direction: Direction, taken: np.ndarray, limit: int, max_items: int | None, max_rounds: int | None
+    ) -> CandidateLists | DenseHeads:
+        """The heads engine for one run (`_use_dense` decides); both give the same rounds."""
+        m = self.t.shape[0]
+        searcher = CandidateSearch(
+            self.train, self.t, self.ranks, 1.0 if direction == "nearest" else -1.0, self.chunk_rows
+        )
+        reach = limit if max_rounds is None else min(limit, max_rounds * m)  # items the run can take at most
+        if _use_dense(self.n, m, reach):
+            return DenseHeads(searcher, taken, self.distances)
+        return CandidateLists(searcher, self._first_depth(m, max_items, max_rounds), self.distances)
 
     @staticmethod
     def _collapse(head_rank: np.ndarray, head_score: np.ndarray, within_round: WithinRound) -> np.ndarray:

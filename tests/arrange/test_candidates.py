@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dynamics.arrange import candidates
+from dynamics.arrange import candidates, tma_heads
 from dynamics.arrange import tma as tma_module
 from dynamics.arrange.candidates import exact_scores, fixed_point
 from dynamics.arrange.similarity import l2_normalise
@@ -38,6 +38,7 @@ def test_dense_and_pairwise_exact_scores_give_the_same_orders(monkeypatch: pytes
     test = rng.standard_normal((25, 6)).astype(np.float32)
     ids = [f"id{v}" for v in rng.permutation(400)]
     results = []
+    monkeypatch.setattr(tma_module, "_use_dense", lambda n, m, reach: False)  # candidate lists
     for share in (0.0, np.inf):  # every shortlist dense, then every shortlist pairwise
         monkeypatch.setattr(candidates, "_DENSE_SHARE", share)
         results.append(tma_variant(train, test, ids, "min_max", 300, seed=0, initial_k=2, chunk_rows=37))
@@ -49,8 +50,12 @@ def test_whole_lists_and_doubled_lists_give_the_same_orders(monkeypatch: pytest.
     rng = np.random.default_rng(2)
     train, test = rng.standard_normal((600, 5)).astype(np.float32), rng.standard_normal((40, 5)).astype(np.float32)
     ids = [f"id{v}" for v in rng.permutation(600)]
+    monkeypatch.setattr(tma_module, "_use_dense", lambda n, m, reach: False)
     whole = tma(train, test, ids, "farthest", initial_k=1, chunk_rows=64)  # drains the pool: lists go whole
-    monkeypatch.setattr(tma_module, "_WHOLE_LIST_MAX_ENTRIES", 0)
+    monkeypatch.setattr(tma_heads, "WHOLE_LIST_MAX_ENTRIES", 0)
     doubled = tma(train, test, ids, "farthest", initial_k=1, chunk_rows=64)
+    monkeypatch.setattr(tma_module, "_use_dense", lambda n, m, reach: True)
+    dense = tma(train, test, ids, "farthest", initial_k=1, chunk_rows=64)
+    assert dense.order.tolist() == whole.order.tolist() and dense.rounds.tolist() == whole.rounds.tolist()
     assert whole.order.size == 600 and whole.order.tolist() == doubled.order.tolist()
     assert whole.rounds.tolist() == doubled.rounds.tolist()

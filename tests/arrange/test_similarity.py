@@ -266,3 +266,14 @@ def test_weighted_distance_rejects_mismatched_or_non_finite_scores() -> None:
         weighted_similarity_distance(np.zeros(0), np.zeros(0))
     with pytest.raises(ValueError, match="w_avg must be a finite number"):
         weighted_similarity_distance(np.ones(2), np.ones(2), w_avg=float("nan"))
+
+
+@pytest.mark.parametrize("problem", ["nan", "zero"])
+def test_faiss_search_reports_bad_rows_like_the_exact_path(problem: str) -> None:
+    from dynamics.arrange.faiss_search import faiss_distances
+
+    train = np.ones((20, 4), dtype=np.float32)
+    train[13] = np.nan if problem == "nan" else 0.0
+    expected = "has a NaN or infinite value" if problem == "nan" else "has zero norm"
+    with pytest.raises(ValueError, match=rf"^train row 13 {expected}"):
+        faiss_distances(train, np.ones((3, 4), dtype=np.float32), chunk_rows=8)

@@ -1,11 +1,15 @@
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dynamics.arrange import tma as tma_module
 from dynamics.arrange.similarity import l2_normalise, score
 from dynamics.arrange.tma import TmaResult, scored_tma, scored_tma_variant, select_rounds, tma, tma_variant
 
@@ -109,8 +113,19 @@ cases = st.fixed_dictionaries(
         "within_round": st.sampled_from(["distance", "index"]),
         "initial_k": st.sampled_from([1, 2, 5, 32]),
         "chunk_rows": st.sampled_from([1, 7, 64, 8192]),
+        "engine": st.sampled_from(["lists", "dense", "auto"]),
     }
 )
+
+
+@contextmanager
+def forced_engine(engine: str) -> Iterator[None]:
+    """Run TMA on candidate lists or on the dense matrix regardless of size ("auto": the module's choice)."""
+    if engine == "auto":
+        yield
+        return
+    with mock.patch.object(tma_module, "_use_dense", lambda n, m, reach: engine == "dense"):
+        yield
 
 
 @settings(max_examples=150, deadline=None)
@@ -120,16 +135,17 @@ def test_tma_equals_reference(case: dict, direction: str, limit: int | None) -> 
     train = tied_vectors(rng, case["n"], case["dim"], case["style"])
     test = tied_vectors(rng, case["m"], case["dim"], case["style"])
     ids = shuffled_ids(rng, case["n"])
-    result = tma(
-        train,
-        test,
-        ids,
-        direction=direction,
-        max_items=limit,
-        within_round=case["within_round"],
-        initial_k=case["initial_k"],
-        chunk_rows=case["chunk_rows"],
-    )
+    with forced_engine(case["engine"]):
+        result = tma(
+            train,
+            test,
+            ids,
+            direction=direction,
+            max_items=limit,
+            within_round=case["within_round"],
+            initial_k=case["initial_k"],
+            chunk_rows=case["chunk_rows"],
+        )
     cosines = exact_cosines(train, test)
     assert_equal(result, reference_tma(cosines, ids, direction, limit, within_round=case["within_round"]))
 
@@ -141,7 +157,10 @@ def test_max_rounds_equals_reference(case: dict, rounds: int) -> None:
     train = tied_vectors(rng, case["n"], case["dim"], case["style"])
     test = tied_vectors(rng, case["m"], case["dim"], case["style"])
     ids = shuffled_ids(rng, case["n"])
-    result = tma(train, test, ids, max_rounds=rounds, within_round=case["within_round"], initial_k=case["initial_k"])
+    with forced_engine(case["engine"]):
+        result = tma(
+            train, test, ids, max_rounds=rounds, within_round=case["within_round"], initial_k=case["initial_k"]
+        )
     expected = reference_tma(exact_cosines(train, test), ids, "nearest", None, rounds, case["within_round"])
     assert_equal(result, expected)
     assert set(result.rounds.tolist()) <= set(range(rounds))
@@ -158,17 +177,18 @@ def test_variants_equal_reference(case: dict, variant: str, k: int) -> None:
     train = tied_vectors(rng, case["n"], case["dim"], case["style"])
     test = tied_vectors(rng, case["m"], case["dim"], case["style"])
     ids = shuffled_ids(rng, case["n"])
-    result = tma_variant(
-        train,
-        test,
-        ids,
-        variant,
-        k,
-        seed=case["seed"],
-        within_round=case["within_round"],
-        initial_k=case["initial_k"],
-        chunk_rows=case["chunk_rows"],
-    )
+    with forced_engine(case["engine"]):
+        result = tma_variant(
+            train,
+            test,
+            ids,
+            variant,
+            k,
+            seed=case["seed"],
+            within_round=case["within_round"],
+            initial_k=case["initial_k"],
+            chunk_rows=case["chunk_rows"],
+        )
     cosines = exact_cosines(train, test)
     assert_equal(result, reference_variant(cosines, ids, variant, k, case["seed"], case["within_round"]))
     assert result.order.size == min(k, case["n"])
@@ -187,7 +207,8 @@ def test_scored_variant_gives_the_same_order_and_bit_identical_scores(case: dict
     test = tied_vectors(rng, case["m"], case["dim"], "gaussian")
     ids = shuffled_ids(rng, case["n"])
     options = {"initial_k": case["initial_k"], "chunk_rows": case["chunk_rows"]}
-    scores, result = scored_tma_variant(train, test, ids, variant, k, case["seed"], 0.5, 0.7, **options)
+    with forced_engine(case["engine"]):
+        scores, result = scored_tma_variant(train, test, ids, variant, k, case["seed"], 0.5, 0.7, **options)
     expected = tma_variant(train, test, ids, variant, k, case["seed"], **options)
     assert result.order.tolist() == expected.order.tolist()
     assert result.rounds.tolist() == expected.rounds.tolist()
@@ -245,9 +266,10 @@ def test_deepening_with_initial_k_one_matches_reference(caplog: pytest.LogCaptur
     test = tied_vectors(rng, 25, 3, "duplicates")
     ids = shuffled_ids(rng, 400)
     expected = reference_tma(exact_cosines(train, test), ids, "nearest")
-    for chunk_rows in (1, 33, 8192):
-        assert_equal(tma(train, test, ids, initial_k=1, chunk_rows=chunk_rows), expected)
-    passes = [int(re.search(r"\((\d+) passes", record.message).group(1)) for record in caplog.records]
+    with forced_engine("lists"):
+        for chunk_rows in (1, 33, 8192):
+            assert_equal(tma(train, test, ids, initial_k=1, chunk_rows=chunk_rows), expected)
+    passes = [int(re.search(r"(\d+) passes", record.message).group(1)) for record in caplog.records]
     assert passes and min(passes) > 2  # lists ran out and were deepened
 
 
