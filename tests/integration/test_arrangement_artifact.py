@@ -81,3 +81,20 @@ def test_embeddings_are_bit_identical_with_one_or_two_actors(ray_cluster):
     two = embed_texts(texts, ArrangeConfig(num_actors=2, batch_size=32))
     assert one.shape == (300, 384) and one.dtype == np.float32
     assert one.tobytes() == two.tobytes()
+
+
+def test_arrange_command_runs_the_stage_alone_with_progress(ray_cluster, tmp_path, capsys):
+    from dynamics.cli import main
+
+    sets = ["data.per_train_task=4", "data.per_test_task=2", "grid.volume=[all]", "grid.permutation=[tma_min_max,nft]"]
+    argv = ["arrange", "--config", str(OFFLINE), "--set", f"workdir={tmp_path}"]
+    for item in sets:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if line.startswith("volume=")]
+    assert len(lines) == 2 and all("order.parquet" in line for line in lines)
+    assert "arrangements:" in captured.err and "TMA nearest" in captured.err  # progress bars on stderr
+    tma_path = next(line for line in lines if "tma_min_max" in line).split(" -> ")[1].split(" (")[0]
+    rounds = pq.read_table(tma_path).column("round").to_pylist()
+    assert len(rounds) == 144 and None not in rounds  # 36 training tasks × 4: the whole pool, every round set
