@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +35,16 @@ BUILTIN_SEED = 1234
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where workers load a model and its tokenizer from (a local folder or a hub name)."""
+    """Where workers load a model and its tokenizer from (a local folder or a hub name).
+
+    A built-in model also carries its sizes, so a node that cannot see the driver's folder rebuilds the
+    same weights locally (`on_this_node`).
+    """
 
     model: str
     tokenizer: str
     num_parameters: int | None = None
+    builtin: BuiltinModelConfig | None = None
 
 
 def builtin_tokenizer() -> PreTrainedTokenizerBase:
@@ -75,15 +84,34 @@ def materialise(key: str, config: ModelConfig, workdir: Path) -> ModelSource:
         return ModelSource(model=config.pretrained, tokenizer=config.tokenizer or config.pretrained)
     assert config.builtin is not None
     folder = workdir / "models" / f"{key}-{_builtin_fingerprint(config.builtin, BUILTIN_SEED)}"
+    return _saved_builtin(config.builtin, folder)
+
+
+def _saved_builtin(config: BuiltinModelConfig, folder: Path) -> ModelSource:
     marker = folder / "num_parameters.txt"
     if not marker.exists():
         tokenizer = builtin_tokenizer()
-        model = build_builtin_model(config.builtin, vocab_size=len(tokenizer))
-        folder.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        marker.write_text(str(model.num_parameters()))
-    return ModelSource(model=str(folder), tokenizer=str(folder), num_parameters=int(marker.read_text()))
+        model = build_builtin_model(config, vocab_size=len(tokenizer))
+        # Written beside and renamed into place, so workers saving the same model at once never see half a folder.
+        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        partial.mkdir(parents=True)
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        (partial / marker.name).write_text(str(model.num_parameters()))
+        try:
+            partial.rename(folder)
+        except OSError:  # another process got there first with the same weights
+            shutil.rmtree(partial, ignore_errors=True)
+    return ModelSource(str(folder), str(folder), int(marker.read_text()), builtin=config)
+
+
+def on_this_node(source: ModelSource) -> ModelSource:
+    """`source`, or for a built-in model whose folder this machine cannot see (another node of a cluster),
+    the same model rebuilt under the node's temporary directory: same sizes and seed, so the same weights."""
+    if source.builtin is None or Path(source.model).is_dir():
+        return source
+    folder = Path(tempfile.gettempdir()) / "dynamics-models" / Path(source.model).name
+    return _saved_builtin(source.builtin, folder)
 
 
 def load_tokenizer(source: str, template: str) -> PreTrainedTokenizerBase:

@@ -95,6 +95,7 @@ def run_sweep(config: SweepConfig) -> SweepResult:
     from mlflow.tracking import MlflowClient
     from ray import tune
 
+    from dynamics.arrange.artifact import read_derived
     from dynamics.arrange.stage import arrange_grid
     from dynamics.report import report_sweep
     from dynamics.tracking import start_run
@@ -128,6 +129,8 @@ def run_sweep(config: SweepConfig) -> SweepResult:
         test_categories=test.column("category").to_pylist(),
         test_messages=test.column("messages").to_pylist(),
         arrangements={arrangement_key(*key): ref for key, ref in arrangements.items()},
+        orders={arrangement_key(*key): Path(ref.order_path).read_bytes() for key, ref in arrangements.items()},
+        arrangement_stats={arrangement_key(*key): read_derived(ref) for key, ref in arrangements.items()},
         models=study.models,
         tracking_uri=study.tracking_uri,
         parent_run_id=parent_run_id,

@@ -114,3 +114,8 @@ def read_derived(ref: ArrangementRef) -> dict[str, Any]:
 
 def read_order(ref: ArrangementRef) -> pa.Table:
     return pq.read_table(ref.order_path)
+
+
+def order_from_bytes(order_bytes: bytes) -> pa.Table:
+    """An `order.parquet` shipped as bytes (trials on other nodes cannot read the driver's folder)."""
+    return pq.read_table(io.BytesIO(order_bytes))

@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -25,13 +25,15 @@ from dynamics.train.deepspeed_setup import deepspeed_config, lr_lambda
 from dynamics.train.sharding import StepPlan
 from dynamics.train.template import EncodedExample, encode
 
+if TYPE_CHECKING:
+    from dynamics.models import ModelSource
+
 
 @dataclass(frozen=True)
 class TrialInputs:
     """Everything a worker needs, serialisable through `train_loop_config`."""
 
-    model_source: str
-    tokenizer_source: str
+    model: ModelSource
     train: dict[str, Any]  # TrainConfig.model_dump()
     train_ids: list[str]  # arranged order
     train_messages: list[list[dict[str, str]]]
@@ -75,7 +77,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import deepspeed
     import ray.train
 
-    from dynamics.models import load_model, load_tokenizer
+    from dynamics.models import load_model, load_tokenizer, on_this_node
 
     inputs: TrialInputs = loop_config["inputs"]
     config = TrainConfig.model_validate(inputs.train)
@@ -84,9 +86,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     torch.set_num_threads(config.torch_threads)
     started = time.perf_counter()
 
-    tokenizer = load_tokenizer(inputs.tokenizer_source, config.template)
+    source = on_this_node(inputs.model)  # a built-in model saved on the driver may need rebuilding here
+    tokenizer = load_tokenizer(source.tokenizer, config.template)
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-    model = load_model(inputs.model_source, tokenizer, dtype)
+    model = load_model(source.model, tokenizer, dtype)
     kept_positions, train_examples = _encode_train(inputs, tokenizer, config)
     test_items, dropped_test = _encode_test(inputs, tokenizer, config)
     plan = StepPlan(

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynamics.arrange.artifact import ArrangementRef, read_derived, read_order
+from dynamics.arrange.artifact import ArrangementRef, order_from_bytes
 from dynamics.config import SweepConfig
 from dynamics.models import ModelSource
 from dynamics.train.loop import TrialInputs, train_loop_per_worker
@@ -28,7 +28,10 @@ class SweepInputs:
     test_tasks: list[str]
     test_categories: list[str]
     test_messages: list[list[dict[str, str]]]
-    arrangements: dict[str, ArrangementRef]  # trial_key(volume, permutation, seed) → artifact
+    arrangements: dict[str, ArrangementRef]  # trial_key(volume, permutation, seed) → artifact (hash, path)
+    # The artifacts' contents travel in the object store: a trial may run on a node without the driver's disk.
+    orders: dict[str, bytes]  # trial_key → order.parquet bytes
+    arrangement_stats: dict[str, dict[str, Any]]  # trial_key → arrangement.json "derived"
     models: dict[str, ModelSource]
     tracking_uri: str
     parent_run_id: str
@@ -56,8 +59,9 @@ def run_trial(factors: dict[str, Any], shared: SweepInputs) -> None:
     config = SweepConfig.model_validate(shared.config)
     started = time.time()
     name = trial_name(factors)
-    ref = shared.arrangements[arrangement_key(factors["volume"], factors["permutation"], factors["seed"])]
-    order = read_order(ref)
+    key = arrangement_key(factors["volume"], factors["permutation"], factors["seed"])
+    ref = shared.arrangements[key]
+    order = order_from_bytes(shared.orders[key])
     train_ids = order.column("id").to_pylist()
     source = shared.models[factors["model"]]
 
@@ -72,13 +76,12 @@ def run_trial(factors: dict[str, Any], shared: SweepInputs) -> None:
         "num_parameters": source.num_parameters or "unknown",
         "arrangement_size": ref.size,
     }
-    params |= {f"arrangement_{name}": value for name, value in read_derived(ref).items()}
+    params |= {f"arrangement_{name}": value for name, value in shared.arrangement_stats[key].items()}
     tags = {"arrangement_hash": ref.content_hash, "arrangement_path": ref.folder, "sweep": config.name}
     run_id = start_run(client, config.tracking.experiment, name, params, tags, parent_run_id=shared.parent_run_id)
 
     inputs = TrialInputs(
-        model_source=source.model,
-        tokenizer_source=source.tokenizer,
+        model=source,
         train=config.train.model_dump(),
         train_ids=train_ids,
         train_messages=[shared.train_messages[item_id] for item_id in train_ids],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -13,7 +14,18 @@ from dynamics.sweep import run_sweep
 OFFLINE = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "offline.yaml"
 
 
-def test_sweep_logs_parent_children_and_per_step_per_task_loss(ray_cluster, tmp_path):
+def test_sweep_logs_parent_children_and_per_step_per_task_loss(ray_cluster, tmp_path, monkeypatch):
+    from ray import tune
+
+    real_fit = tune.Tuner.fit
+
+    def fit_as_on_other_nodes(self):
+        # Trials on other nodes of a cluster cannot see the driver's disk: remove what the driver wrote there.
+        shutil.rmtree(tmp_path / "work" / "arrangements")
+        shutil.rmtree(tmp_path / "work" / "models")
+        return real_fit(self)
+
+    monkeypatch.setattr(tune.Tuner, "fit", fit_as_on_other_nodes)
     config = load_config(
         OFFLINE,
         {

@@ -27,8 +27,7 @@ def _inputs(model, num_items: int, train: TrainConfig, tracking_uri: str, run_id
     ids = [f"item-{i:03d}" for i in range(num_items)]
     rng.shuffle(ids)
     return TrialInputs(
-        model_source=model.model,
-        tokenizer_source=model.tokenizer,
+        model=model,
         train=train.model_dump(),
         train_ids=ids,
         train_messages=[_conversation(rng) for _ in ids],
