@@ -9,9 +9,10 @@ How it avoids the N×M matrix: each test point keeps a sorted list of its top-k 
 pass over train, `candidates.CandidateSearch`) and a pointer that skips taken items; a list that runs
 out is deepened (k doubled), all exhausted test points of a round, plus every list already more than
 half used, together in one more pass. With `max_rounds` or `max_items` the first lists hold 2 × the
-implied rounds, so a run that takes a small part of the pool needs one pass. When rounds·M nears N
-(the pool drains), lists past 1/32 of the pool become whole lists (every item, one dense pass) while
-they fit in 2**25 entries. Memory O(M·k + chunk·M).
+implied rounds, so a run that takes a small part of the pool needs one pass; lists past 1/32 of the
+pool become whole lists (every item, one dense pass) while they fit in 2**25 entries. Memory
+O(M·k + chunk·M). A run that can take a quarter of the pool or more, with N·M ≤ 2**25, uses the dense
+exact matrix instead (`tma_heads.DenseHeads`): the same rounds, cheaper when the pool drains.
 
 Exact, reproducible ties: float32 BLAS results depend on matrix shapes and thread counts, so they
 only *filter* candidates (with a rigorous error margin). Every candidate is then ranked by an exact

@@ -4,9 +4,9 @@ Both give the same heads (exact fixed-point scores, ties by id rank), so the cho
 
 - `CandidateLists`: per test point a sorted top-k list and a pointer that skips taken items, deepened
   by more passes over train when it runs out. Memory O(M·k); the engine for large pools.
-- `DenseHeads`: the (M, N) matrix of exact scores, items in rank order; each round is one argmax per
-  test point and taken items become -inf. For small pools that TMA takes most of (the pool drains,
-  rounds·M ≳ N), where lists would be deepened to nearly the whole pool anyway.
+- `DenseHeads`: the (M, N) matrix of exact scores, items in rank order, read through short sorted
+  lists refilled from it (taken items become -inf). For small pools that TMA takes most of (the pool
+  drains, rounds·M ≳ N), where candidate lists would be deepened to nearly the whole pool anyway.
 """
 
 from __future__ import annotations
@@ -23,6 +23,12 @@ WHOLE_LIST_MAX_ENTRIES = 2**25
 
 # The dense matrix is used up to this many entries (8 bytes each: 256 MiB).
 DENSE_MAX_ENTRIES = 2**25
+
+# Items per test point the dense engine keeps sorted between refills from the matrix.
+_DENSE_LIST = 64
+
+# A refill copies at most this many matrix entries at a time (16 MiB).
+_REFILL_BLOCK_VALUES = 2**21
 
 
 class CandidateLists:
@@ -87,10 +93,12 @@ class CandidateLists:
 
 
 class DenseHeads:
-    """The (M, N) exact score matrix in rank order; taken items are set to -inf as rounds claim them.
+    """The (M, N) exact score matrix in rank order, read through short per-test-point lists.
 
-    Once a quarter of the remaining columns are taken, they are dropped, so a draining pool costs about
-    twice its first round's scan instead of a full scan every round.
+    Every round takes each test point's head, so each needs its next best item every round; a sorted list
+    of its best `_DENSE_LIST` items (refilled from the matrix when used up) answers that without scanning
+    the row. Taken items become -inf in the matrix before a refill, and once half of the remaining
+    columns are taken they are dropped.
     """
 
     def __init__(self, searcher: CandidateSearch, taken: np.ndarray, distances: ScoreAccumulator | None):
@@ -99,15 +107,29 @@ class DenseHeads:
             self.scores = searcher.exact_by_rank(np.arange(m), distances)  # (M, W) float64, W columns left
         self.rank_of_column = np.arange(taken.shape[0])  # (W,) item rank of each remaining column
         self.masked = np.zeros(taken.shape[0], dtype=bool)  # (N,) items whose column is -inf or dropped
-        self.rows = np.arange(m)
+        self.list_rank = np.zeros((m, 0), dtype=np.int64)  # (M, L) best items of each row, best first
+        self.list_score = np.zeros((m, 0), dtype=np.float64)  # (M, L)
+        self.valid = np.zeros(m, dtype=np.int64)  # (M,) leading list entries known to be the row's best
         self.passes = 1
-        self._mask(taken)
+
+    def heads(self, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each test point's best untaken item (M,) and its score (M,): ties go to the smallest rank."""
+        if self.list_rank.shape[1] == 0:
+            self._refill(np.arange(self.valid.size), taken)
+        free = ~taken[self.list_rank] & (np.arange(self.list_rank.shape[1]) < self.valid[:, None])  # (M, L)
+        used_up = np.flatnonzero(~free.any(axis=1))
+        if used_up.size:
+            self._refill(used_up, taken)
+            free = ~taken[self.list_rank] & (np.arange(self.list_rank.shape[1]) < self.valid[:, None])
+        position = free.argmax(axis=1)  # (M,) first free entry; a refilled row always has one
+        rows = np.arange(self.valid.size)
+        return self.list_rank[rows, position], self.list_score[rows, position]
 
     def _mask(self, taken: np.ndarray) -> None:
         newly = np.flatnonzero(taken & ~self.masked)  # ranks
         self.masked[newly] = True
         dead = self.masked[self.rank_of_column]  # (W,)
-        if 4 * int(dead.sum()) >= dead.size:
+        if 2 * int(dead.sum()) >= dead.size:
             keep = ~dead
             self.scores = np.ascontiguousarray(self.scores[:, keep])
             self.rank_of_column = self.rank_of_column[keep]
@@ -115,8 +137,42 @@ class DenseHeads:
             # Columns are in rank order, so a rank's column is found by binary search.
             self.scores[:, np.searchsorted(self.rank_of_column, newly)] = -np.inf
 
-    def heads(self, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each test point's best untaken item: argmax takes the first maximum, the smallest rank on ties."""
+    def _refill(self, rows: np.ndarray, taken: np.ndarray) -> None:
+        """New lists for `rows`: their best `_DENSE_LIST` untaken items, sorted by (score desc, rank asc)."""
         self._mask(taken)
-        column = np.argmax(self.scores, axis=1)  # (M,)
-        return self.rank_of_column[column], self.scores[self.rows, column]
+        width = self.scores.shape[1]
+        length = min(_DENSE_LIST, width)
+        if self.list_rank.shape[1] != length:  # first call, or fewer columns left than a list holds
+            m = self.valid.size
+            self.list_rank = np.zeros((m, length), dtype=np.int64)
+            self.list_score = np.full((m, length), -np.inf)
+            rows = np.arange(m)
+        step = max(1, _REFILL_BLOCK_VALUES // width)
+        for start in range(0, rows.size, step):
+            self._refill_block(rows[start : start + step], length)
+
+    def _refill_block(self, rows: np.ndarray, length: int) -> None:
+        """Only entries scoring above the list's last score surely precede everything outside it (an item
+        outside may tie with the last one and have a smaller rank), so only they count as valid; a row whose
+        whole list ties falls back to its argmax (the first maximum: the smallest rank)."""
+        width = self.scores.shape[1]
+        block = self.scores[rows]  # (R, W)
+        if length < width:
+            chosen = np.argpartition(block, width - length, axis=1)[:, width - length :]  # (R, L) columns
+        else:
+            chosen = np.broadcast_to(np.arange(width), (rows.size, width))
+        chosen_score = np.take_along_axis(block, chosen, axis=1)  # (R, L)
+        chosen_rank = self.rank_of_column[chosen]  # (R, L)
+        order = np.lexsort((chosen_rank, -chosen_score), axis=1)  # score desc, then rank asc
+        chosen_score = np.take_along_axis(chosen_score, order, axis=1)
+        chosen_rank = np.take_along_axis(chosen_rank, order, axis=1)
+        # With every remaining column in the list, all of it is certain; otherwise only what beats the last.
+        certain = (chosen_score > chosen_score[:, -1:]) | (length == width)
+        valid = (np.isfinite(chosen_score) & certain).sum(axis=1)  # (R,)
+        ties = np.flatnonzero(valid == 0)
+        if ties.size:
+            column = np.argmax(block[ties], axis=1)
+            chosen_rank[ties, 0] = self.rank_of_column[column]
+            chosen_score[ties, 0] = block[ties, column]
+            valid[ties] = 1
+        self.list_rank[rows], self.list_score[rows], self.valid[rows] = chosen_rank, chosen_score, valid

@@ -59,3 +59,25 @@ def test_whole_lists_and_doubled_lists_give_the_same_orders(monkeypatch: pytest.
     assert dense.order.tolist() == whole.order.tolist() and dense.rounds.tolist() == whole.rounds.tolist()
     assert whole.order.size == 600 and whole.order.tolist() == doubled.order.tolist()
     assert whole.rounds.tolist() == doubled.rounds.tolist()
+
+
+@pytest.mark.parametrize("list_length", [1, 3, 64])
+@pytest.mark.parametrize("style", ["ties", "gaussian"])
+def test_dense_engine_short_lists_and_refills_match_candidate_lists(
+    monkeypatch: pytest.MonkeyPatch, list_length: int, style: str
+) -> None:
+    rng = np.random.default_rng(list_length)
+    if style == "ties":  # many items share a score: refills meet ties at a list's end, and whole tied lists
+        train = rng.integers(-1, 2, (500, 3)).astype(np.float32)
+        train[~train.any(axis=1), 0] = 1.0
+    else:
+        train = rng.standard_normal((500, 3)).astype(np.float32)
+    test = rng.standard_normal((30, 3)).astype(np.float32)
+    ids = [f"id{v}" for v in rng.permutation(500)]
+    monkeypatch.setattr(tma_heads, "_DENSE_LIST", list_length)
+    results = {}
+    for engine in ("dense", "lists"):
+        monkeypatch.setattr(tma_module, "_use_dense", lambda n, m, reach, engine=engine: engine == "dense")
+        results[engine] = tma_variant(train, test, ids, "min_max", 500, seed=0)
+    assert results["dense"].order.tolist() == results["lists"].order.tolist()
+    assert results["dense"].rounds.tolist() == results["lists"].rounds.tolist()
