@@ -19,7 +19,8 @@ peak beyond the process's RSS right after its inputs were generated:
 The last line printed is one JSON object. Run from the repository root:
 
     python -m bench.arrange                          # all parts (about 10 minutes on 2 cores)
-    python -m bench.arrange --skip-c                 # parts (a) and (b) only
+    python -m bench.arrange --skip-c                 # parts (a), (b) and (d)
+    python -m bench.arrange --parts d                # part (d) only
     python -m bench.arrange --n 200000 --m 500 --skip-c   # smaller part (a)
 """
 
@@ -167,34 +168,13 @@ def _run(label: str, method: str, repeats: int = 1, **config: Any) -> dict[str, 
     return result
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000, help="training rows in parts (a) and (c)")
-    parser.add_argument("--m", type=int, default=1_000, help="test rows in part (a)")
-    parser.add_argument("--n-dense", type=int, default=200_000, help="training rows in part (b)")
-    parser.add_argument("--m-large", type=int, default=10_000, help="test rows in part (c)")
-    parser.add_argument("--d", type=int, default=384, help="embedding dimension (all-MiniLM-L6-v2: 384)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random embeddings")
-    parser.add_argument("--n-drain", type=int, default=20_000, help="training rows in part (d)")
-    parser.add_argument("--skip-c", action="store_true", help="skip part (c), N×10k test points")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per method in part (a); the fastest counts")
-    args = parser.parse_args(argv)
-    print(f"d={args.d}, seed={args.seed}, {_ROUNDS} TMA rounds, {os.cpu_count()} CPUs", flush=True)
-    common = {"d": args.d, "seed": args.seed}
-    summary: dict[str, Any] = {
-        "dim": args.d,
-        "seed": args.seed,
-        "rounds": _ROUNDS,
-        "cpus": os.cpu_count(),
-        "repeats_a": args.repeats,
-    }
-
+def _part_a(args: argparse.Namespace, common: dict[str, Any]) -> dict[str, Any]:
     part_a = {"n": args.n, "m": args.m, **common}
     bare = _run("a", "bare", args.repeats, **part_a)
     fused = _run("a", "wsd_tma", args.repeats, **part_a)
     scores = _run("a", "scores", args.repeats, **part_a)
     fast = _run("a", "tma", args.repeats, **part_a)
-    summary["a"] = {
+    return {
         "n": args.n,
         "m": args.m,
         "bare_s": round(bare["seconds"], 3),
@@ -215,13 +195,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tma_peak_rss_mb": round(fast["peak_rss_mb"], 1),
     }
 
+
+def _part_b(args: argparse.Namespace, common: dict[str, Any]) -> dict[str, Any]:
     part_b = {"n": args.n_dense, "m": args.m, **common}
     fast_b = _run("b", "tma", **part_b)
     dense_b = _run("b", "dense", **part_b)
     dense_nm = _run("b", "dense_nm", **part_b)
     same = all(np.array_equal(np.sort(fast_b["order"]), np.sort(other["order"])) for other in (dense_b, dense_nm))
     print(f"(b) TMA and both dense methods select the same item set: {same}", flush=True)
-    summary["b"] = {
+    return {
         "n": args.n_dense,
         "m": args.m,
         "tma_s": round(fast_b["seconds"], 3),
@@ -234,21 +216,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "same_items": same,
     }
 
-    if not args.skip_c:
-        part_c = {"n": args.n, "m": args.m_large, **common}
-        large = _run("c", "tma", **part_c)
-        summary["c"] = {
-            "n": args.n,
-            "m": args.m_large,
-            "tma_s": round(large["seconds"], 3),
-            "tma_items": large["items"],
-            "tma_peak_rss_mb": round(large["peak_rss_mb"], 1),
-            "tma_growth_mb": round(large["peak_rss_growth_mb"], 1),
-        }
+
+def _part_c(args: argparse.Namespace, common: dict[str, Any]) -> dict[str, Any]:
+    part_c = {"n": args.n, "m": args.m_large, **common}
+    large = _run("c", "tma", **part_c)
+    return {
+        "n": args.n,
+        "m": args.m_large,
+        "tma_s": round(large["seconds"], 3),
+        "tma_items": large["items"],
+        "tma_peak_rss_mb": round(large["peak_rss_mb"], 1),
+        "tma_growth_mb": round(large["peak_rss_growth_mb"], 1),
+    }
+
+
+def _part_d(args: argparse.Namespace, common: dict[str, Any]) -> dict[str, Any]:
     part_d = {"n": args.n_drain, "m": args.m, **common}
     drain = _run("d", "tma_drain", **part_d)
     dense_drain = _run("d", "dense_drain", **part_d)
-    summary["d"] = {
+    return {
         "n": args.n_drain,
         "m": args.m,
         "tma_s": round(drain["seconds"], 3),
@@ -261,6 +247,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "dense_growth_mb": round(dense_drain["peak_rss_growth_mb"], 1),
     }
 
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="training rows in parts (a) and (c)")
+    parser.add_argument("--m", type=int, default=1_000, help="test rows in part (a)")
+    parser.add_argument("--n-dense", type=int, default=200_000, help="training rows in part (b)")
+    parser.add_argument("--m-large", type=int, default=10_000, help="test rows in part (c)")
+    parser.add_argument("--d", type=int, default=384, help="embedding dimension (all-MiniLM-L6-v2: 384)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random embeddings")
+    parser.add_argument("--n-drain", type=int, default=20_000, help="training rows in part (d)")
+    parser.add_argument("--parts", default="abcd", help="which parts to run, e.g. 'd' or 'ab'")
+    parser.add_argument("--skip-c", action="store_true", help="skip part (c), N×10k test points")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per method in part (a); the fastest counts")
+    args = parser.parse_args(argv)
+    print(f"d={args.d}, seed={args.seed}, {_ROUNDS} TMA rounds, {os.cpu_count()} CPUs", flush=True)
+    common = {"d": args.d, "seed": args.seed}
+    summary: dict[str, Any] = {
+        "dim": args.d,
+        "seed": args.seed,
+        "rounds": _ROUNDS,
+        "cpus": os.cpu_count(),
+        "repeats_a": args.repeats,
+    }
+
+    parts = {"a": _part_a, "b": _part_b, "c": _part_c, "d": _part_d}
+    for name in args.parts:
+        if name not in parts:
+            parser.error(f"--parts takes letters from 'abcd', got {args.parts!r}")
+        if name == "c" and args.skip_c:
+            continue
+        summary[name] = parts[name](args, common)
     # Other work on the machine inflates every timing; the load average makes that visible.
     summary["load_average_1m_5m_15m"] = [round(value, 2) for value in os.getloadavg()]
     print(json.dumps(summary))
