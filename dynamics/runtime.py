@@ -18,6 +18,9 @@ _OFFLINE_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
+    # On a busy 2-core laptop two trials' workers import torch, transformers and DeepSpeed at once, which
+    # took over Ray Train's 60 s default (the controller then restarts the group, losing a minute each time).
+    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300",
 }
 
 
