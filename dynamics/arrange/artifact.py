@@ -112,10 +112,6 @@ def read_derived(ref: ArrangementRef) -> dict[str, Any]:
     return json.loads((Path(ref.folder) / "arrangement.json").read_text())["derived"]
 
 
-def read_order(ref: ArrangementRef) -> pa.Table:
-    return pq.read_table(ref.order_path)
-
-
 def order_from_bytes(order_bytes: bytes) -> pa.Table:
     """An `order.parquet` shipped as bytes (trials on other nodes cannot read the driver's folder)."""
     return pq.read_table(io.BytesIO(order_bytes))

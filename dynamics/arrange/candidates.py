@@ -87,10 +87,8 @@ class CandidateSearch:
             if k == n:
                 scores, ranks = self._whole_lists(columns, distances)
             else:
-                floor = np.full(width, -np.inf, dtype=np.float32)  # (C,) approximate scores below this cannot win
-                shortlist = self._shortlist(columns, k, floor, distances)
-        if k != n:
-            scores, ranks = self._exact_top_k(columns, shortlist[0], shortlist[2], k)
+                column, _, row = self._shortlist(columns, k, distances)
+                scores, ranks = self._exact_top_k(columns, column, row, k)
         self.passes += 1
         log.debug(
             "top-%d pass for %d test points over %d train rows in %.2f s", k, width, n, time.perf_counter() - started
@@ -98,10 +96,11 @@ class CandidateSearch:
         return scores, ranks
 
     def _shortlist(
-        self, columns: np.ndarray, k: int, floor: np.ndarray, distances: ScoreAccumulator | None
+        self, columns: np.ndarray, k: int, distances: ScoreAccumulator | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(column, approximate score, train row) of every item that may be in its column's exact top k."""
         width = columns.shape[0]
+        floor = np.full(width, -np.inf, dtype=np.float32)  # (C,) approximate scores below this cannot win
         t_transposed = self.t_transposed if width == self.t.shape[0] else self.t_transposed[:, columns]  # (d, C)
         shortlist: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         pending = 0

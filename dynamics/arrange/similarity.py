@@ -153,12 +153,6 @@ def _write_average_distance(x: np.ndarray, centroid: np.ndarray, out: np.ndarray
     np.negative(out, out=out)
 
 
-def _write_min_distance(x: np.ndarray, t_transposed: np.ndarray, out: np.ndarray) -> None:
-    cosines = x @ t_transposed  # (chunk, M) float32
-    np.max(cosines, axis=1, out=out)
-    np.negative(out, out=out)
-
-
 def average_distance(train: np.ndarray, test: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
     """AD_i = mean over test points of -cos(x_i, t_j); (N,) float32, O(N·d), no N×M matrix."""
     chunk_rows = check_chunk_rows(chunk_rows)
@@ -171,14 +165,11 @@ def average_distance(train: np.ndarray, test: np.ndarray, chunk_rows: int = DEFA
 
 
 def min_distance(train: np.ndarray, test: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
-    """MD_i = min over test points of -cos(x_i, t_j); (N,) float32, memory O(chunk_rows·M)."""
-    chunk_rows = check_chunk_rows(chunk_rows)
-    train, t = checked_pair(train, test)  # (N, d) raw, (M, d) float32 L2-normalised
-    t_transposed = np.ascontiguousarray(t.T)  # (d, M) float32
-    md = np.empty(train.shape[0], dtype=np.float32)  # (N,) float32
-    for rows, x in normalised_chunks(train, chunk_rows):
-        _write_min_distance(x, t_transposed, md[rows])
-    return md
+    """MD_i = min over test points of -cos(x_i, t_j); (N,) float32, memory O(chunk_rows·M).
+
+    The pass of `distances`; its AD (one matrix-vector product per chunk) costs little beside X·Tᵀ.
+    """
+    return distances(train, test, chunk_rows).md
 
 
 def _check_score_vector(values: np.ndarray, name: str) -> np.ndarray:

@@ -110,7 +110,6 @@ class _Arranger:
     """Validated inputs shared by the TMA runs of one variant."""
 
     def __init__(self, train: np.ndarray, test: np.ndarray, ids: Sequence[str], chunk_rows: int, initial_k: int):
-        self.passes = 0  # full or partial passes over train, over all runs
         self.distances: ScoreAccumulator | None = None  # filled by the next run's first pass, if set
         self.chunk_rows = check_chunk_rows(chunk_rows)
         if isinstance(initial_k, bool) or not isinstance(initial_k, (int, np.integer)) or initial_k < 1:
@@ -167,7 +166,6 @@ class _Arranger:
                 type(engine).__name__,
                 engine.passes,
             )
-            self.passes += engine.passes
         order_ranks = np.concatenate(out_ranks) if out_ranks else np.zeros(0, dtype=np.int64)
         rounds = np.concatenate(out_rounds) if out_rounds else np.zeros(0, dtype=np.int32)
         return TmaResult(order=self.rows_by_rank[order_ranks].astype(np.int64), rounds=rounds)
