@@ -28,16 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import resource
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from bench.fresh import in_fresh_process, max_rss_mb
 from dynamics.arrange.similarity import score
 from dynamics.arrange.tma import scored_tma, tma
 
@@ -106,16 +103,11 @@ def dense_tma_row_major(train: np.ndarray, test: np.ndarray, rounds: int) -> tup
     return np.concatenate(order), np.concatenate(round_ids)
 
 
-def _max_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
 def measure(method: str, n: int, m: int, d: int, seed: int) -> dict[str, Any]:
     """Run one method in this (fresh) process: wall time, peak RSS, growth over the inputs."""
     train, test = make_embeddings(n, m, d, seed)
     ids = [f"{i:08d}" for i in range(n)]
-    rss_before_mb = _max_rss_mb()
+    rss_before_mb = max_rss_mb()
     started = time.perf_counter()
     extra: dict[str, Any] = {}
     if method == "bare":
@@ -143,19 +135,13 @@ def measure(method: str, n: int, m: int, d: int, seed: int) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown method {method!r}")
     seconds = time.perf_counter() - started
-    peak_mb = _max_rss_mb()
+    peak_mb = max_rss_mb()
     return {"seconds": seconds, "peak_rss_mb": peak_mb, "peak_rss_growth_mb": peak_mb - rss_before_mb, **extra}
-
-
-def measure_in_fresh_process(method: str, **kwargs: Any) -> dict[str, Any]:
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        return pool.submit(measure, method, **kwargs).result()
 
 
 def _run(label: str, method: str, repeats: int = 1, **config: Any) -> dict[str, Any]:
     """The fastest of `repeats` runs, each in a fresh process (other load on the machine only adds time)."""
-    runs = [measure_in_fresh_process(method, **config) for _ in range(repeats)]
+    runs = [in_fresh_process(measure, method=method, **config) for _ in range(repeats)]
     result = min(runs, key=lambda run: run["seconds"])
     items = f", {result['items']:,} items in {result['rounds']} rounds" if "items" in result else ""
     times = ", ".join(f"{run['seconds']:.2f}" for run in runs)

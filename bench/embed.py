@@ -25,18 +25,15 @@ Ray (as in a sweep), and also with Ray's start added. The last line printed is o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import multiprocessing
 import os
-import resource
-import sys
 import threading
 import time
 from typing import Any
 
 import numpy as np
 
+from bench.fresh import cpu_s, in_fresh_process, max_rss_mb, receive, reporting_errors, spawn
 from dynamics.arrange.embed import BUILTIN_EMBEDDER, embed_texts, example_texts, resolve_model_path
 from dynamics.config import ArrangeConfig
 from dynamics.data.builtin import generate_builtin
@@ -71,16 +68,6 @@ def padded_tokens(token_lengths: np.ndarray, order: np.ndarray, batch_size: int)
     return int(sum(batch.max() * len(batch) for batch in batches))
 
 
-def _max_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _machine_busy_s() -> float:
     """CPU seconds every process on the machine has used (plus time the hypervisor took), for background load."""
     import psutil
@@ -91,10 +78,8 @@ def _machine_busy_s() -> float:
 
 def single_process_server(connection: Any, batch_size: int, threads: int) -> None:
     """Loads the model once, then answers ("encode", texts) and ("padding", texts) requests until it gets None."""
-    import traceback
-
-    try:
-        from dynamics.runtime import prepare_environment
+    with reporting_errors(connection):
+        from dynamics.sweep.runtime import prepare_environment
 
         prepare_environment(use_gpu=False)  # the same offline and tokenizer settings the pool's workers get
         started = time.perf_counter()
@@ -107,10 +92,10 @@ def single_process_server(connection: Any, batch_size: int, threads: int) -> Non
         while (request := connection.recv()) is not None:
             command, texts = request
             if command == "encode":
-                cpu_before, started = _cpu_s(), time.perf_counter()
+                cpu_before, started = cpu_s(), time.perf_counter()
                 vectors = model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
                 seconds = time.perf_counter() - started
-                reply = {"vectors": vectors.astype(np.float32), "seconds": seconds, "cpu_s": _cpu_s() - cpu_before}
+                reply = {"vectors": vectors.astype(np.float32), "seconds": seconds, "cpu_s": cpu_s() - cpu_before}
             else:
                 # `encode` sorts texts by length (characters, longest first) before batching; the pool's batches
                 # are contiguous rows, which `embed_texts` keeps so that results are reproducible.
@@ -121,54 +106,29 @@ def single_process_server(connection: Any, batch_size: int, threads: int) -> Non
                     "tokens": int(lengths.sum()),
                     "padded_length_sorted": padded_tokens(lengths, by_length, batch_size),
                     "padded_contiguous": padded_tokens(lengths, np.arange(len(texts)), batch_size),
-                    "peak_rss_mb": _max_rss_mb(),
+                    "peak_rss_mb": max_rss_mb(),
                 }
             connection.send(("ok", reply))
-    except BaseException as error:  # reported by the parent, which has the terminal
-        connection.send(("error", "".join(traceback.format_exception(error))))
-
-
-def _kill_tree(pid: int) -> None:
-    import psutil
-
-    parent = psutil.Process(pid)
-    for process in [*parent.children(recursive=True), parent]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-
-
-def _reply(connection: Any, process: Any, timeout_s: float, what: str) -> Any:
-    """The child's next answer; a child silent past `timeout_s` (e.g. a hung pool) is killed with its tree."""
-    if not connection.poll(timeout_s):
-        _kill_tree(process.pid)
-        raise TimeoutError(f"{what}: no answer within {timeout_s:.0f} s; killed the process")
-    status, payload = connection.recv()
-    if status != "ok":
-        raise RuntimeError(f"{what} failed in its process:\n{payload}")
-    return payload
 
 
 class SingleProcess:
     """The baseline: one spawned process holding one model, encoding whatever it is sent."""
 
     def __init__(self, batch_size: int, threads: int, timeout_s: float) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=single_process_server, args=(child_end, batch_size, threads))
-        self._process.start()
-        child_end.close()
+        self._connection, self._process = spawn(single_process_server, batch_size, threads, duplex=True)
         self._timeout_s = timeout_s
-        self.started = _reply(self._connection, self._process, timeout_s, "single process: model load")
+        self.started = receive(self._connection, self._process, timeout_s, "single process: model load")
 
     def ask(self, command: str, texts: list[str]) -> dict[str, Any]:
         machine_before = _machine_busy_s()
         self._connection.send((command, texts))
-        reply = _reply(self._connection, self._process, self._timeout_s, f"single process: {command}")
+        reply = receive(self._connection, self._process, self._timeout_s, f"single process: {command}")
         reply["machine_busy_s"] = _machine_busy_s() - machine_before
         return reply
 
     def close(self) -> None:
-        self._connection.send(None)
+        if self._process.is_alive():  # not after a failure that killed it, so the first error is the one shown
+            self._connection.send(None)
         self._process.join()
 
 
@@ -225,7 +185,7 @@ class TreeSampler(threading.Thread):
 
 def measure_pool(texts: list[str], warmup: list[str], config: ArrangeConfig) -> dict[str, Any]:
     """A fresh local Ray (as the sweep starts it), then `embed_texts` on the warm-up set twice and on all texts."""
-    from dynamics.runtime import prepare_environment, start_ray
+    from dynamics.sweep.runtime import prepare_environment, start_ray
 
     worker_env = prepare_environment(use_gpu=False)  # sets RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray starts
     sampler = TreeSampler()
@@ -268,27 +228,6 @@ def measure_pool(texts: list[str], warmup: list[str], config: ArrangeConfig) -> 
     }
 
 
-def _child(connection: Any, function: Any, kwargs: dict[str, Any]) -> None:
-    import traceback
-
-    try:
-        connection.send(("ok", function(**kwargs)))
-    except BaseException as error:  # reported by the parent, which has the terminal
-        connection.send(("error", "".join(traceback.format_exception(error))))
-
-
-def in_fresh_process(function: Any, timeout_s: float, **kwargs: Any) -> dict[str, Any]:
-    """`function(**kwargs)` in a spawned interpreter, killed with its process tree after `timeout_s`."""
-    context = multiprocessing.get_context("spawn")
-    connection, child_end = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(child_end, function, kwargs))
-    process.start()
-    child_end.close()
-    result = _reply(connection, process, timeout_s, function.__name__)
-    process.join()
-    return result
-
-
 def _background(phase: dict[str, Any]) -> float:
     """Cores that processes other than the measured ones kept busy during a timed phase."""
     return (phase["machine_busy_s"] - phase["cpu_s"]) / phase["seconds"]
@@ -326,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         single_warmup = single.ask("encode", warmup)
         before = single.ask("encode", halves[0])
-        pool = in_fresh_process(measure_pool, timeout_s, texts=texts, warmup=warmup, config=config)
+        pool = in_fresh_process(measure_pool, timeout_s=timeout_s, texts=texts, warmup=warmup, config=config)
         after = single.ask("encode", halves[1])
         padding = single.ask("padding", texts)
     finally:

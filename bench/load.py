@@ -13,15 +13,16 @@ benefits from the other's imports or cache. The last line printed is one JSON ob
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from bench.fresh import in_fresh_process, max_rss_mb
 
 
 def write_rows(path: Path, rows: int) -> None:
@@ -60,35 +61,32 @@ def dynamics_load(path: Path) -> int:
 
 def timed_in_child(role: str, path: Path, cache_dir: Path) -> tuple[float, int, float]:
     """(seconds, rows, peak RSS MB) of one side, run in a fresh interpreter with an empty datasets cache."""
-    env = dict(os.environ, HF_DATASETS_CACHE=str(cache_dir), HF_DATASETS_OFFLINE="1")
-    command = [sys.executable, "-m", "bench.load", "--role", role, "--path", str(path)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # `datasets` reads HF_DATASETS_CACHE when it is imported, which `run_role` does in the child after this is set.
+    env = {"HF_DATASETS_CACHE": str(cache_dir), "HF_DATASETS_OFFLINE": "1"}
+    result = in_fresh_process(run_role, env=env, role=role, path=path)
     return result["seconds"], result["rows"], result["peak_rss_mb"]
 
 
-def run_role(role: str, path: Path) -> None:
-    # Imports happen before the clock starts: both sides pay them, and they are not loading.
-    import datasets  # noqa: F401
+def run_role(role: str, path: Path) -> dict[str, Any]:
+    """One side in this (fresh) process: its seconds, rows and peak RSS; its own output is discarded."""
+    # As when each side ran as a subprocess with its output captured: progress bars and logs do not reach
+    # the terminal, and the benchmark prints only its figures.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        # Imports happen before the clock starts: both sides pay them, and they are not loading.
+        import datasets  # noqa: F401
 
-    import dynamics.data.sources  # noqa: F401
+        import dynamics.data.sources  # noqa: F401
 
-    started = time.perf_counter()
-    rows = plain_read(path) if role == "plain" else dynamics_load(path)
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mb": peak}))
+        started = time.perf_counter()
+        rows = plain_read(path) if role == "plain" else dynamics_load(path)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows": rows, "peak_rss_mb": max_rss_mb()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--role", choices=["plain", "dynamics"], help=argparse.SUPPRESS)
-    parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.role:
-        run_role(args.role, args.path)
-        return
+    args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="bench-load-"))
     try:
         path = folder / "rows.jsonl"
@@ -113,6 +111,7 @@ def main() -> None:
         "datasets_peak_rss_mb": round(plain_rss, 1),
     }
     print(json.dumps(figures))
+    return figures
 
 
 if __name__ == "__main__":

@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import multiprocessing
 import os
-import resource
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from bench.arrange import make_embeddings  # random unit vectors with pairwise cosine ~0.2
+from bench.fresh import in_fresh_process, max_rss_mb
 from dynamics.arrange.similarity import score
 
 
@@ -51,34 +48,23 @@ def chunked_scores(
     return scores.ad, scores.md, scores.wsd
 
 
-def _max_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
 def measure(method: str, n: int, m: int, d: int, seed: int, repeats: int, chunk_rows: int) -> dict[str, Any]:
     """Run one method in this (fresh) process: best wall time over `repeats`, peak RSS, and its scores."""
     train, test = make_embeddings(n, m, d, seed)
-    rss_before_mb = _max_rss_mb()
+    rss_before_mb = max_rss_mb()
     compute = functools.partial(chunked_scores, chunk_rows=chunk_rows) if method == "scores" else dense_scores
     times_s = []
     for _ in range(max(1, repeats)):
         started = time.perf_counter()
         result = compute(train, test)
         times_s.append(time.perf_counter() - started)
-    peak_mb = _max_rss_mb()
+    peak_mb = max_rss_mb()
     return {
         "seconds": min(times_s),
         "peak_rss_mb": peak_mb,
         "peak_rss_growth_mb": peak_mb - rss_before_mb,
         "scores": result,
     }
-
-
-def measure_in_fresh_process(method: str, **kwargs: Any) -> dict[str, Any]:
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        return pool.submit(measure, method, **kwargs).result()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -103,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     results = {}
     for method in ("scores", "dense"):
-        result = measure_in_fresh_process(method, chunk_rows=args.chunk_rows, **config)
+        result = in_fresh_process(measure, method=method, chunk_rows=args.chunk_rows, **config)
         results[method] = result
         print(
             f"{method:>6}: {result['seconds']:.3f} s ({args.n / result['seconds']:,.0f} rows/s), "

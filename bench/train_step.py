@@ -11,7 +11,7 @@ engine set-up, which is reported but not timed. Run from the repository root:
 
     python -m bench.train_step                      # laptop: ZeRO 2, 30 timed steps, 1 thread, ~30 s on 2 cores
     python -m bench.train_step --zero-stage 0       # losses should agree with torch to ~1e-4
-    python bench/train_step.py --threads 4 --hidden-size 512 --intermediate-size 1376   # bigger node
+    python -m bench.train_step --threads 4 --hidden-size 512 --intermediate-size 1376   # bigger node
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ import argparse
 import json
 import logging
 import os
-import resource
 import socket
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,13 +29,15 @@ from typing import Any
 
 import torch
 
+from bench.fresh import max_rss_mb
 from dynamics.config import BuiltinModelConfig, TrainConfig
 from dynamics.data.builtin import generate_builtin
 from dynamics.models import build_builtin_model, builtin_tokenizer
-from dynamics.train.batching import collate, token_nll
+from dynamics.text.batching import collate, token_nll
+from dynamics.text.encoding import EncodedExample, encode
+from dynamics.text.templates import TEMPLATES
 from dynamics.train.deepspeed_setup import deepspeed_config, lr_lambda
 from dynamics.train.sharding import StepPlan
-from dynamics.train.template import EncodedExample, encode
 
 Batch = dict[str, torch.Tensor]  # input_ids / attention_mask / labels, (batch, longest) int64
 # Spread of the paired per-step ratios (interquartile range over the median) above which timings are flagged.
@@ -58,17 +58,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
 def encode_train_rows(config: TrainConfig, tokenizer, per_train_task: int, seed: int) -> list[EncodedExample]:
     """The built-in train rows in generated order, encoded; rows left without a target token are dropped."""
     table = generate_builtin(per_train_task, 8, seed)
     splits, conversations = table.column("split").to_pylist(), table.column("messages").to_pylist()
+    template = TEMPLATES.get(config.template)
     encoded = (
-        encode(messages, tokenizer, config.template, config.max_length)
+        encode(messages, tokenizer, template, config.max_length)
         for split, messages in zip(splits, conversations, strict=True)
         if split == "train"
     )
@@ -285,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "torch_tokens_per_s": round(timed_tokens / torch_s),
         "deepspeed_tokens_per_s": round(timed_tokens / ds_s),
         "max_abs_loss_diff": max(loss_diffs),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(max_rss_mb(), 1),
     }
     print(json.dumps(summary))
     return summary

@@ -1,10 +1,14 @@
 """`dynamics` command line: `sweep` runs a study, `arrange` runs the arrangement stage alone, `report`
-redraws a sweep's figures from MLflow, `data inspect` describes a config's data.
+redraws a sweep's figures from MLflow, `data inspect` describes a config's data, `config show` prints the
+resolved config with what each field means.
 
     dynamics sweep --config experiments/configs/offline.yaml
     dynamics arrange --config experiments/configs/offline.yaml
     dynamics report --config experiments/configs/offline.yaml --parent-run <run id>
     dynamics data inspect experiments/configs/offline.yaml
+    dynamics config show experiments/configs/offline.yaml
+
+Exit codes: 0 done; 1 a sweep with failed trials; 2 a config or data error (one line, before any Ray work).
 """
 
 from __future__ import annotations
@@ -14,13 +18,56 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from dynamics.config import ConfigError, load_config
-from dynamics.data.sources import DataError
+from dynamics.config import ConfigError, SweepConfig, load_config
+from dynamics.data.problems import DataError
 
 DEFAULT_CONFIG = Path("experiments/configs/offline.yaml")
+
+
+def registered_names() -> dict[str, list[str]]:
+    """What a config can name, by the key that names it (for `--help`)."""
+    from dynamics.arrange.orders import ORDERS
+    from dynamics.data.formats import FORMATS
+    from dynamics.report import FIGURES
+    from dynamics.text.templates import TEMPLATES
+
+    return {
+        "data.source": FORMATS.names(),
+        "train.template": TEMPLATES.names(),
+        "grid.permutation": ORDERS.names(),
+        "figures": FIGURES.names(),
+    }
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose help ends with the registered names a config can use (`names`: which keys; None: all).
+
+    The names are read when help is shown, not when the parser is built, so a plain command does not import
+    every registry's modules just to parse its arguments.
+    """
+
+    def __init__(self, *args: Any, names: list[str] | None = None, **kwargs: Any):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._names = names
+
+    def format_help(self) -> str:
+        self.epilog = _names_epilog(self._names)
+        return super().format_help()
+
+
+def _names_epilog(keys: list[str] | None = None) -> str:
+    lines = ["registered names:"]
+    for key, names in registered_names().items():
+        if keys is None or key in keys:
+            lines.append(f"  {key}: {', '.join(names)}")
+    if keys is None or "grid.permutation" in keys:
+        lines.append("  (an order with rounds takes a range [i:j], e.g. tma_min[0:5])")
+    return "\n".join(lines)
 
 
 def _overrides(pairs: list[str], lenient: bool = False) -> dict[str, object]:
@@ -34,10 +81,21 @@ def _overrides(pairs: list[str], lenient: bool = False) -> dict[str, object]:
     return parsed
 
 
-def _sweep(args: argparse.Namespace) -> int:
-    from dynamics.sweep import run_sweep
+def _config(args: argparse.Namespace) -> SweepConfig:
+    return load_config(args.config, _overrides(args.set, args.lenient))
 
-    result = run_sweep(load_config(args.config, _overrides(args.set, args.lenient)))
+
+def _sweep(args: argparse.Namespace) -> int:
+    from dynamics.sweep.driver import run_sweep
+
+    result = run_sweep(_config(args), origin=str(args.config))
+    if result.summary is None:
+        print(
+            f"sweep failed: all {result.num_trials} trials failed (first: {result.first_error}); "
+            f"run {result.parent_run_id} in {result.tracking_uri} is FAILED",
+            file=sys.stderr,
+        )
+        return 1
     print(f"sweep finished: {result.num_trials} trials ({result.failed_trials} failed) in {result.wall_s:.0f} s")
     print(f"parent run: {result.parent_run_id}  tracking: {result.tracking_uri}")
     print(f"figure: {result.summary['figure']}")
@@ -48,30 +106,34 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _arrange(args: argparse.Namespace) -> int:
     from dynamics.arrange.progress import show_progress
-    from dynamics.arrange.stage import arrange_grid
-    from dynamics.runtime import prepare_environment, start_ray
-    from dynamics.sweep import prepare
+    from dynamics.arrange.stage import build_arrangements
+    from dynamics.sweep.plan import arrangements_needed
+    from dynamics.sweep.runtime import prepare_environment, start_ray
+    from dynamics.sweep.study import prepare
 
-    config = load_config(args.config, _overrides(args.set, args.lenient))
-    start_ray(prepare_environment(config.scaling.use_gpu))
-    study = prepare(config)
+    config = _config(args)
+    worker_env = prepare_environment(config.scaling.use_gpu)  # offline settings before any data loads
+    study = prepare(config, origin=str(args.config))
+    start_ray(worker_env)
+    wanted = arrangements_needed(study.trials)
     with show_progress():  # bars per pass over the pool; Ray Data draws its own for the embeddings
-        arrangements = arrange_grid(study.train_pool, study.test, study.config, study.workdir)
-    for (volume, ordering, seed), ref in sorted(arrangements.items()):
-        print(f"volume={volume} ordering={ordering} seed={seed} -> {ref.order_path} ({ref.content_hash[:12]})")
+        refs = build_arrangements(study.train_pool, study.test, study.config.arrange, wanted, study.workdir)
+    for key, ref in sorted(refs.items()):
+        print(
+            f"volume={key.volume} permutation={key.permutation} seed={key.seed} -> {ref.order_path} "
+            f"({ref.content_hash[:12]})"
+        )
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mlflow.tracking import MlflowClient
-
     from dynamics.report import report_sweep
-    from dynamics.tracking import default_tracking_uri
+    from dynamics.tracking import TrackedRun, default_tracking_uri
 
-    config = load_config(args.config, _overrides(args.set, args.lenient))
+    config = _config(args)
     workdir = Path(config.workdir).resolve()
-    client = MlflowClient(config.tracking.uri or default_tracking_uri(workdir))
-    summary = report_sweep(client, args.parent_run, workdir / "report" / args.parent_run)
+    sweep = TrackedRun(config.tracking.uri or default_tracking_uri(workdir), args.parent_run)
+    summary = report_sweep(sweep, workdir / "report" / args.parent_run)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -80,40 +142,76 @@ def _data_inspect(args: argparse.Namespace) -> int:
     from dynamics.data.inspect import format_summary, summarise
     from dynamics.data.sources import load_data
     from dynamics.models import builtin_tokenizer, load_tokenizer
+    from dynamics.sweep.plan import check_names
+    from dynamics.text.templates import TEMPLATES
 
-    config = load_config(args.config, _overrides(args.set, args.lenient))
+    config = _config(args)
+    check_names(config, origin=str(args.config))
     workdir = Path(config.workdir).resolve()
     loaded = load_data(config.data, min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir)
+    template = TEMPLATES.get(config.train.template)
     first_model = config.models[config.grid.model[0]]
     if first_model.pretrained is None:
         tokenizer = builtin_tokenizer()
     else:
-        tokenizer = load_tokenizer(first_model.tokenizer or first_model.pretrained, config.train.template)
-    summary = summarise(loaded.table, tokenizer, config.train.template, config.train.max_length)
+        tokenizer = load_tokenizer(first_model.tokenizer or first_model.pretrained, template)
+    summary = summarise(loaded.table, tokenizer, template, config.train.max_length)
     print(format_summary(summary, str(loaded.cache_path) if loaded.cache_path else None, config.train.max_length))
     if loaded.cache_hit:
         print("(cache hit)")
     return 0
 
 
+def _config_show(args: argparse.Namespace) -> int:
+    from dynamics.config.show import describe_config
+    from dynamics.sweep.plan import check_names
+
+    config = _config(args)
+    check_names(config, origin=str(args.config))
+    print(describe_config(config))
+    return 0
+
+
+def _config_arguments(parser: argparse.ArgumentParser, positional: bool = False) -> None:
+    if positional:
+        parser.add_argument("config", type=Path, nargs="?", default=DEFAULT_CONFIG, help="a sweep config (YAML)")
+    else:
+        parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="a sweep config (YAML)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    parser.add_argument("--lenient", action="store_true", help="skip bad data rows and report each one")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dynamics", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="dynamics", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, handler in (("sweep", _sweep), ("arrange", _arrange), ("report", _report)):
-        command = commands.add_parser(name)
-        command.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
-        command.add_argument("--lenient", action="store_true", help="skip bad data rows and report each one")
+    described = {
+        "sweep": ("run a study: arrange, train every grid point, track, report", None),
+        "arrange": ("compute (or read from cache) the arrangements a config's grid needs", ["grid.permutation"]),
+        "report": ("redraw a sweep's figures and tables from MLflow", ["figures"]),
+    }
+    handlers = {"sweep": _sweep, "arrange": _arrange, "report": _report}
+    for name, (summary, keys) in described.items():
+        command = commands.add_parser(name, help=summary, description=summary, names=keys)
+        _config_arguments(command)
         if name == "report":
             command.add_argument("--parent-run", required=True, help="MLflow run id of the sweep")
-        command.set_defaults(handler=handler)
-    data_parser = commands.add_parser("data", help="inspect a config's data")
+        command.set_defaults(handler=handlers[name])
+    data_parser = commands.add_parser("data", help="inspect a config's data", names=["data.source"])
     data = data_parser.add_subparsers(dest="data_command", required=True)
-    inspect = data.add_parser("inspect", help="counts per split/task/category, token lengths, cache path")
-    inspect.add_argument("config", type=Path, nargs="?", default=DEFAULT_CONFIG)
-    inspect.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
-    inspect.add_argument("--lenient", action="store_true", help="skip bad data rows and report each one")
+    inspect = data.add_parser(
+        "inspect",
+        help="counts per split/task/category, token lengths, cache path",
+        names=["data.source", "train.template"],
+    )
+    _config_arguments(inspect, positional=True)
     inspect.set_defaults(handler=_data_inspect)
+    config_parser = commands.add_parser("config", help="show a config")
+    config_commands = config_parser.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser(
+        "show", help="the resolved config (defaults and overrides applied), each field with its description"
+    )
+    _config_arguments(show, positional=True)
+    show.set_defaults(handler=_config_show)
     return parser
 
 

@@ -6,12 +6,8 @@ loads it with `from_pretrained`, exactly as it would load `meta-llama/Llama-2-7b
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +23,11 @@ from transformers import (
 )
 
 from dynamics.config import BuiltinModelConfig, ModelConfig
+from dynamics.io import cache_key, temporary_sibling
+from dynamics.text.templates import STUDY_A_ROLE_TOKENS, Template
 
-# Study A's role tokens (SPEC §3); added to every tokenizer that trains with the study_a template.
-ROLE_TOKENS = ("<user>", "<assistant>", "<eot>")
 BUILTIN_SEED = 1234
+BUILTIN_MODEL_VERSION = 1  # bump when the same sizes and seed would build other weights
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class ModelSource:
 def builtin_tokenizer() -> PreTrainedTokenizerBase:
     """Byte-level tokenizer that needs no files; BOS and Study A's role tokens added as special tokens."""
     tokenizer = ByT5Tokenizer()
-    tokenizer.add_special_tokens({"bos_token": "<s>", "additional_special_tokens": list(ROLE_TOKENS)})
+    tokenizer.add_special_tokens({"bos_token": "<s>", "additional_special_tokens": list(STUDY_A_ROLE_TOKENS)})
     return tokenizer
 
 
@@ -74,8 +71,8 @@ def build_builtin_model(config: BuiltinModelConfig, vocab_size: int, seed: int =
 
 
 def _builtin_fingerprint(config: BuiltinModelConfig, seed: int) -> str:
-    payload = json.dumps({"config": config.model_dump(), "seed": seed, "arch": "llama"}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+    """Key of a saved built-in model: its sizes and seed decide its weights."""
+    return cache_key("builtin-model", BUILTIN_MODEL_VERSION, {"config": config.model_dump(), "seed": seed})
 
 
 def materialise(key: str, config: ModelConfig, workdir: Path) -> ModelSource:
@@ -93,7 +90,7 @@ def _saved_builtin(config: BuiltinModelConfig, folder: Path) -> ModelSource:
         tokenizer = builtin_tokenizer()
         model = build_builtin_model(config, vocab_size=len(tokenizer))
         # Written beside and renamed into place, so workers saving the same model at once never see half a folder.
-        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        partial = temporary_sibling(folder)
         partial.mkdir(parents=True)
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
@@ -114,15 +111,14 @@ def on_this_node(source: ModelSource) -> ModelSource:
     return _saved_builtin(source.builtin, folder)
 
 
-def load_tokenizer(source: str, template: str) -> PreTrainedTokenizerBase:
-    """Load a tokenizer by name or path and make sure it has what the template needs (pad, role tokens)."""
+def load_tokenizer(source: str, template: Template) -> PreTrainedTokenizerBase:
+    """Load a tokenizer by name or path and make sure it has what the template needs (pad, added tokens)."""
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if template == "study_a":
-        missing = [t for t in ROLE_TOKENS if t not in tokenizer.get_vocab()]
-        if missing:
-            tokenizer.add_special_tokens({"additional_special_tokens": missing})
+    missing = [token for token in template.added_tokens if token not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing})
     return tokenizer
 
 

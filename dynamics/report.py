@@ -1,4 +1,4 @@
-"""Figures and summaries read back from MLflow (SPEC §5): test loss vs step per permutation.
+"""Figures and summaries read back from MLflow (SPEC §5), each figure registered by name in `FIGURES`.
 
 Everything here reads the tracking store, never the trials' memory, so a report can be rebuilt at any time
 from the MLflow runs alone (`dynamics report --config …`).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +17,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from mlflow.entities import Run  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
 
-from dynamics.tracking import PARENT_TAG  # noqa: E402
+from dynamics.config import TrialFactors  # noqa: E402
+from dynamics.registry import Registry  # noqa: E402
+from dynamics.tracking import TrackedRun, child_runs  # noqa: E402
 
 HEADLINE_METRIC = "test_loss/macro"
 PERMUTATION_STYLE = {"nft": ("tab:blue", "-"), "rt": ("tab:gray", "--"), "fft": ("tab:red", ":")}
@@ -29,40 +30,20 @@ PERMUTATION_STYLE = {"nft": ("tab:blue", "-"), "rt": ("tab:gray", "--"), "fft": 
 class Curve:
     """One trial's metric history, sorted by step."""
 
-    volume: int
-    model: str
-    permutation: str
-    seed: int
+    factors: TrialFactors
     steps: list[int]
     values: list[float]
 
 
-def child_runs(client: MlflowClient, parent_run_id: str) -> list[Run]:
-    """Trials of a sweep: runs whose parent tag is `parent_run_id`."""
-    parent = client.get_run(parent_run_id)
-    return client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=10000
-    )
-
-
-def read_curves(client: MlflowClient, runs: Sequence[Run], metric: str = HEADLINE_METRIC) -> list[Curve]:
+def read_curves(sweep: TrackedRun, runs: Sequence[Run], metric: str = HEADLINE_METRIC) -> list[Curve]:
     """The metric history of each finished trial."""
     curves = []
     for run in runs:
         if run.info.status != "FINISHED":
             continue
-        history = sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)
-        params = run.data.params
-        curves.append(
-            Curve(
-                volume=int(params["volume"]),
-                model=params["model"],
-                permutation=params["permutation"],
-                seed=int(params["seed"]),
-                steps=[m.step for m in history],
-                values=[m.value for m in history],
-            )
-        )
+        history = sorted(sweep.client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)
+        factors = TrialFactors.from_params(run.data.params)
+        curves.append(Curve(factors, [m.step for m in history], [m.value for m in history]))
     return curves
 
 
@@ -77,24 +58,31 @@ def early_phase_means(curves: Sequence[Curve]) -> list[dict]:
             continue
         horizon = max(curve.steps) / 3
         early = [value for step, value in zip(curve.steps, curve.values, strict=True) if step <= horizon]
-        grouped[(curve.volume, curve.model, curve.permutation)].append(sum(early) / len(early))
+        factors = curve.factors
+        grouped[(factors.volume, factors.model, factors.permutation)].append(sum(early) / len(early))
     return [
         {"volume": v, "model": m, "permutation": p, "early_mean_test_loss": sum(x) / len(x), "seeds": len(x)}
         for (v, m, p), x in sorted(grouped.items())
     ]
 
 
+FIGURES: Registry[Callable[[Sequence[Curve], Path], Path]] = Registry("figure")
+
+
+@FIGURES.register("test_loss_vs_step")
 def plot_curves(curves: Sequence[Curve], path: Path, metric: str = HEADLINE_METRIC) -> Path:
-    """One panel per (model, volume), one line per permutation (and seed)."""
-    models = sorted({c.model for c in curves})
-    volumes = sorted({c.volume for c in curves})
+    """Test loss vs step: one panel per (model, volume), one line per permutation (and seed)."""
+    models = sorted({c.factors.model for c in curves})
+    volumes = sorted({c.factors.volume for c in curves})
+    first_seed = min(c.factors.seed for c in curves)
     figure, axes = plt.subplots(
         len(models), len(volumes), figsize=(4.2 * len(volumes), 3.2 * len(models)), squeeze=False, sharey=True
     )
-    for curve in sorted(curves, key=lambda c: (c.permutation, c.seed)):
-        axis = axes[models.index(curve.model)][volumes.index(curve.volume)]
-        color, style = PERMUTATION_STYLE.get(curve.permutation, (None, "-"))
-        label = curve.permutation if curve.seed == min(c.seed for c in curves) else None
+    for curve in sorted(curves, key=lambda c: (c.factors.permutation, c.factors.seed)):
+        factors = curve.factors
+        axis = axes[models.index(factors.model)][volumes.index(factors.volume)]
+        color, style = PERMUTATION_STYLE.get(factors.permutation, (None, "-"))
+        label = factors.permutation if factors.seed == first_seed else None
         axis.plot(curve.steps, curve.values, color=color, linestyle=style, marker=".", label=label)
     for row, model in enumerate(models):
         for column, volume in enumerate(volumes):
@@ -113,15 +101,19 @@ def plot_curves(curves: Sequence[Curve], path: Path, metric: str = HEADLINE_METR
     return path
 
 
-def report_sweep(client: MlflowClient, parent_run_id: str, out_dir: Path) -> dict:
-    """Write the loss-vs-step figure and the early-phase table, and log both to the parent run."""
-    curves = read_curves(client, child_runs(client, parent_run_id))
+class NothingToReport(RuntimeError):
+    """A sweep without a finished trial: there is no curve to draw."""
+
+
+def report_sweep(sweep: TrackedRun, out_dir: Path) -> dict:
+    """Draw every registered figure and the early-phase table, and log them to the sweep's run."""
+    curves = read_curves(sweep, child_runs(sweep))
     if not curves:
-        raise RuntimeError(f"parent run {parent_run_id} has no finished trials to report")
-    figure = plot_curves(curves, out_dir / "test_loss_vs_step.png")
+        raise NothingToReport(f"sweep run {sweep.run_id} has no finished trials to report")
+    figures = {name: draw(curves, out_dir / f"{name}.png") for name, draw in FIGURES}
     summary = {"metric": HEADLINE_METRIC, "early_phase": early_phase_means(curves)}
     summary_path = out_dir / "early_phase.json"
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    client.log_artifact(parent_run_id, str(figure))
-    client.log_artifact(parent_run_id, str(summary_path))
-    return summary | {"figure": str(figure)}
+    for path in [*figures.values(), summary_path]:
+        sweep.log_artifact(path)
+    return summary | {"figure": str(figures["test_loss_vs_step"]), "figures": {k: str(v) for k, v in figures.items()}}

@@ -1,20 +1,35 @@
-"""MLflow tracking: one parent run per sweep, one child run per trial, per-step metrics in batches.
+"""The MLflow run lifecycle, owned here: one parent run per sweep, one child run per trial.
 
-Metrics use `step = global optimizer step`, so curves of different trials line up in the MLflow UI.
+A `TrackedRun` is a store URI and a run id, small and picklable, so the driver, a Tune trial and a training
+worker on another node all address the same run. Metrics use `step = global optimizer step`, so the curves
+of different trials line up in the MLflow UI; they are written in batches of at most 1000.
+
+    sweep = start_sweep_run(uri, "dynamics-offline", "offline-study", params={...})
+    with ends_on_error(sweep):                       # an exception ends the run FAILED, Ctrl-C KILLED
+        trial = start_trial_run(sweep, "tiny-2m-v160-nft-s0", params={...}, tags={...})
+        trial.metric_buffer().add({"test_loss/macro": 4.2}, step=0)
+        trial.finish()
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
+MAX_ERROR_CHARS = 5000  # MLflow tag values are capped; the head of an error is what a reader needs
 
 
 def default_tracking_uri(workdir: Path) -> str:
@@ -29,6 +44,12 @@ def artifact_root(tracking_uri: str) -> str | None:
     return None  # a tracking server decides
 
 
+@functools.lru_cache(maxsize=8)
+def client_for(tracking_uri: str) -> MlflowClient:
+    """One client per store and process."""
+    return MlflowClient(tracking_uri)
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
     """Id of experiment `name`, created if missing."""
     experiment = client.get_experiment_by_name(name)
@@ -37,29 +58,110 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     return client.create_experiment(name, artifact_location=artifact_root(client.tracking_uri))
 
 
-def start_run(
-    client: MlflowClient,
-    experiment: str,
-    run_name: str,
-    params: Mapping[str, object],
-    tags: Mapping[str, str] | None = None,
-    parent_run_id: str | None = None,
-) -> str:
-    """Create a run (a child when `parent_run_id` is given) with its params and tags; return its id."""
-    all_tags = dict(tags or {})
-    if parent_run_id:
-        all_tags[PARENT_TAG] = parent_run_id
-    run = client.create_run(experiment_id(client, experiment), run_name=run_name, tags=all_tags)
+@dataclass(frozen=True)
+class TrackedRun:
+    """One MLflow run, addressed by store and id from any process."""
+
+    tracking_uri: str
+    run_id: str
+
+    @property
+    def client(self) -> MlflowClient:
+        return client_for(self.tracking_uri)
+
+    def get(self) -> Run:
+        return self.client.get_run(self.run_id)
+
+    def set_tags(self, tags: Mapping[str, object]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metric(self, key: str, value: float, step: int = 0) -> None:
+        self.client.log_metric(self.run_id, key, value, step=step)
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+
+    def log_artifacts(self, folder: Path | str, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)
+
+    def log_json(self, name: str, record: Any) -> None:
+        """`record` as the artifact `name` (a JSON file), written through a temporary folder."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / name
+            path.write_text(json.dumps(record), encoding="utf-8")
+            self.log_artifact(path)
+
+    def metric_buffer(self) -> MetricBuffer:
+        return MetricBuffer(self)
+
+    def finish(self) -> None:
+        self.client.set_terminated(self.run_id, status="FINISHED")
+
+    def fail(self, error: BaseException | str) -> None:
+        """End the run FAILED with the error as its `error` tag."""
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self.set_tags({"error": message[:MAX_ERROR_CHARS]})
+        self.client.set_terminated(self.run_id, status="FAILED")
+
+    def kill(self) -> None:
+        self.client.set_terminated(self.run_id, status="KILLED")
+
+
+def _start_run(
+    tracking_uri: str, experiment: str, name: str, params: Mapping[str, object], tags: Mapping[str, object]
+) -> TrackedRun:
+    client = client_for(tracking_uri)
+    run = client.create_run(experiment, run_name=name, tags={k: str(v) for k, v in tags.items()})
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    return run.info.run_id
+    return TrackedRun(tracking_uri, run.info.run_id)
+
+
+def start_sweep_run(
+    tracking_uri: str,
+    experiment: str,
+    name: str,
+    params: Mapping[str, object],
+    tags: Mapping[str, object] | None = None,
+) -> TrackedRun:
+    """The parent run of a sweep, in experiment `experiment` (created if missing)."""
+    return _start_run(tracking_uri, experiment_id(client_for(tracking_uri), experiment), name, params, tags or {})
+
+
+def start_trial_run(
+    parent: TrackedRun, name: str, params: Mapping[str, object], tags: Mapping[str, object] | None = None
+) -> TrackedRun:
+    """A child run of `parent`, in the parent's experiment."""
+    experiment = parent.get().info.experiment_id
+    return _start_run(parent.tracking_uri, experiment, name, params, {**(tags or {}), PARENT_TAG: parent.run_id})
+
+
+def child_runs(parent: TrackedRun) -> list[Run]:
+    """The trials of a sweep: runs whose parent tag is `parent`."""
+    return parent.client.search_runs(
+        [parent.get().info.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent.run_id}'",
+        max_results=10000,
+    )
+
+
+@contextmanager
+def ends_on_error(run: TrackedRun) -> Iterator[TrackedRun]:
+    """Inside the block, an exception ends `run` FAILED (Ctrl-C: KILLED) before it propagates: never RUNNING."""
+    try:
+        yield run
+    except KeyboardInterrupt:
+        run.kill()
+        raise
+    except BaseException as error:
+        run.fail(error)
+        raise
 
 
 class MetricBuffer:
     """Collects (metrics, step) points and writes them in few `log_batch` calls."""
 
-    def __init__(self, client: MlflowClient, run_id: str):
-        self._client = client
-        self._run_id = run_id
+    def __init__(self, run: TrackedRun):
+        self._run = run
         self._pending: list[Metric] = []
 
     def add(self, metrics: Mapping[str, float], step: int) -> None:
@@ -72,9 +174,5 @@ class MetricBuffer:
 
     def flush(self) -> None:
         for start in range(0, len(self._pending), MAX_BATCH):
-            self._client.log_batch(self._run_id, metrics=self._pending[start : start + MAX_BATCH])
+            self._run.client.log_batch(self._run.run_id, metrics=self._pending[start : start + MAX_BATCH])
         self._pending.clear()
-
-
-def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
-    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])

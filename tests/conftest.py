@@ -14,3 +14,17 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 os.environ.pop("RAY_ADDRESS", None)  # tests always start their own local cluster
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything starts or joins a Ray cluster (the check for "before any Ray work")."""
+    import ray
+
+    def fail_if_ray_starts(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ray was started before the config and data were known to be good")
+
+    monkeypatch.setattr(ray, "init", fail_if_ray_starts)

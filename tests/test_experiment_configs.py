@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from dynamics.config import load_config
-from dynamics.data.formats import load_formats
+from dynamics.data.formats import FORMATS
+from dynamics.sweep.plan import check_names
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "configs").glob("*.yaml"))
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -16,6 +17,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_is_valid_and_headed_by_its_command(path: Path) -> None:
     config = load_config(path)
+    check_names(config, origin=str(path))  # every source, template and permutation it names is registered
     first_line = path.read_text().splitlines()[0]
     assert first_line.startswith("# ") and "experiments/sweep.py" in first_line
     assert f"experiments/configs/{path.name}" in first_line
@@ -23,9 +25,10 @@ def test_config_is_valid_and_headed_by_its_command(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-@pytest.mark.parametrize("source", sorted(load_formats()))
+@pytest.mark.parametrize("source", FORMATS.names())
 def test_config_can_point_at_any_registered_source(path: Path, source: str) -> None:
     config = load_config(path, {"data.source": source, "data.path": "somewhere/local", "data.options": {}})
+    check_names(config, origin=str(path))
     assert config.data.source == source
 
 
@@ -37,7 +40,7 @@ def test_at_least_one_config_per_study() -> None:
 
 @pytest.mark.skipif(not (SHARED / "niv2-sample").is_dir(), reason=f"no NIV2 sample at {SHARED}")
 def test_offline_study_prepares_on_the_real_niv2_sample(tmp_path: Path) -> None:
-    from dynamics.sweep import prepare
+    from dynamics.sweep.study import prepare
 
     offline = next(path for path in CONFIGS if path.stem == "offline")
     config = load_config(
@@ -46,6 +49,7 @@ def test_offline_study_prepares_on_the_real_niv2_sample(tmp_path: Path) -> None:
             "workdir": str(tmp_path / "work"),
             "data.source": "niv2",
             "data.path": str(SHARED / "niv2-sample"),
+            "data.options": {},  # the built-in source's options are not niv2's
             "data.sample": {"mode": "first", "per_train_task": 10, "per_test_task": 5},
             "grid.volume": [32, "all"],
         },

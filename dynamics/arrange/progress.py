@@ -4,7 +4,7 @@ Passes deep inside scoring and TMA report rows through `advance`; only a caller 
 `show_progress` (the CLI) gets bars, so library calls, tests and Ray workers print nothing.
 
     with show_progress():
-        arrange_grid(...)        # one bar per pass over train: "scores", "TMA nearest pass 1", …
+        build_arrangements(...)  # one bar per pass over train: "scores", "TMA nearest pass 1", …
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ from dynamics.arrange.similarity import (
     checked_pair,
 )
 from dynamics.arrange.tma_heads import DENSE_MAX_ENTRIES, CandidateLists, DenseHeads
+from dynamics.ids import shuffled_by_id
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +249,7 @@ def _variant(arranger: _Arranger, variant: Variant, k: int, seed: int, within_ro
     combined = _concat(first, second)
     if variant != "random":
         return combined
-    by_id = np.argsort(arranger.ranks[combined.order], kind="stable")
-    shuffled = by_id[np.random.default_rng(seed).permutation(by_id.size)]
+    shuffled = shuffled_by_id(arranger.ranks[combined.order], seed)  # the items' id ranks sort as their ids do
     return TmaResult(order=combined.order[shuffled], rounds=combined.rounds[shuffled])
 
 

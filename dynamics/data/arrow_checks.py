@@ -68,19 +68,3 @@ def invalid_rows(table: pa.Table) -> np.ndarray:
         null_items = pc.is_null(flat).to_numpy(zero_copy_only=False)
         bad[pc.list_parent_indices(references).to_numpy(zero_copy_only=False)[null_items]] = True
     return np.flatnonzero(bad)
-
-
-def first_duplicate(ids: pa.ChunkedArray) -> tuple[str, int, int] | None:
-    """(id, first row, second row) of the first id that occurs twice, or None."""
-    counts = pc.value_counts(ids)
-    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-    if len(repeated) == 0:
-        return None
-    positions = np.flatnonzero(pc.is_in(ids, repeated).to_numpy(zero_copy_only=False))
-    values = ids.take(pa.array(positions)).to_pylist()
-    seen: dict[str, int] = {}
-    for position, value in zip(positions.tolist(), values, strict=True):
-        if value in seen:
-            return value, seen[value], position
-        seen[value] = position
-    return None

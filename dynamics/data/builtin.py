@@ -1,8 +1,9 @@
 """Built-in multi-task instruction data, generated here from code, so the offline study needs no download.
 
-Tasks come in families (one ability each, stored in `category`). Most test tasks have a close relative
-among the train tasks (same family, same input shape), a few have none, and one family exists only in
-test, so training-data similarity to the test set varies in a way the arrangement stage can measure.
+Tasks come in categories (one ability each). Most test tasks have a close relative among the train tasks
+(same category, same input shape), a few have none, and one category exists only in test, so training-data
+similarity to the test set varies in a way the arrangement stage can measure. Configs reach it as the data
+source `builtin` (`dynamics.data.formats.builtin`).
 
     from dynamics.data.builtin import generate_builtin
     table = generate_builtin(per_train_task=20, per_test_task=5, seed=0)  # canonical schema, origin "builtin"
@@ -10,7 +11,6 @@ test, so training-data similarity to the test set varies in a way the arrangemen
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from dynamics.data import builtin_tasks as gen
 from dynamics.data.schema import to_table
+from dynamics.ids import stable_seed
 
 SOURCE = "builtin"
 TASK_SPLITS = ("train", "test")
@@ -35,7 +36,7 @@ class TaskSpec:
     """One built-in task: how to draw an (input, reply) pair and how to ask for it."""
 
     name: str  # unique snake_case id, also the RNG seed key
-    family: str  # the ability this task exercises; becomes the row's `category`
+    category: str  # the ability this task exercises
     split: str  # "train" or "test"
     phrasings: tuple[str, ...]  # instructions; the user turn is one of them, a newline, then the input
     generate: Callable[[random.Random], tuple[str, str]]  # draws (input, reply) from the RNG
@@ -45,14 +46,14 @@ class TaskSpec:
 
 def _t(
     name: str,
-    family: str,
+    category: str,
     split: str,
     phrasings: tuple[str, ...],
     relative: str | None = None,
     alternatives: Callable[[str], tuple[str, ...]] | None = None,
 ) -> TaskSpec:
     # The generator function in builtin_tasks carries the task's name, which keeps the two in step.
-    return TaskSpec(name, family, split, phrasings, getattr(gen, name), relative, alternatives)
+    return TaskSpec(name, category, split, phrasings, getattr(gen, name), relative, alternatives)
 
 
 TASKS: tuple[TaskSpec, ...] = (
@@ -285,13 +286,13 @@ TASKS: tuple[TaskSpec, ...] = (
         "Does the division below leave no remainder? Reply yes or no.",
         "Tell whether the first number is a multiple of the second: yes or no.",
     )),
-    # An odd one out: the family exists in train, but no train task continues a pattern.
+    # An odd one out: the category exists in train, but no train task continues a pattern.
     _t("logic_sequence_next", "logic", "test", (
         "What number comes next in the following sequence?",
         "Continue this pattern with the next number.",
         "Give the next term of the sequence below.",
     )),
-    # unit conversion: a family seen only at test time
+    # unit conversion: a category seen only at test time
     _t("units_length", "unit_conversion", "test", (
         "Convert the length as asked and reply with the number only.",
         "How much is this length in the requested unit? Give just the number.",
@@ -326,14 +327,13 @@ def check_registry(tasks: Sequence[TaskSpec]) -> None:
         relative = by_name.get(spec.relative)
         if spec.split != "test":
             raise ValueError(f"{where}: only test tasks name a relative")
-        if relative is None or relative.split != "train" or relative.family != spec.family:
-            raise ValueError(f"{where}: expected a train task of family {spec.family!r}")
+        if relative is None or relative.split != "train" or relative.category != spec.category:
+            raise ValueError(f"{where}: expected a train task of category {spec.category!r}")
 
 
 def task_seed(seed: int, name: str) -> int:
     """A stable per-task seed: adding or reordering tasks never changes another task's data."""
-    digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    return stable_seed(seed, name, byteorder="big")
 
 
 def task_examples(spec: TaskSpec, count: int, seed: int) -> list[tuple[str, str]]:
@@ -378,7 +378,7 @@ def generate_builtin(
                     "id": f"{SOURCE}/{spec.name}/{k:05d}",
                     "source": SOURCE,
                     "task": spec.name,
-                    "category": spec.family,
+                    "category": spec.category,
                     "split": spec.split,
                     "messages": [
                         {"role": "user", "content": user},

@@ -358,7 +358,7 @@ def logic_sequence_next(rng: random.Random) -> Example:
     return _join(terms[:4]), str(terms[4])
 
 
-# --- unit conversion (test-only family) --------------------------------------------------------------
+# --- unit conversion (test-only category) --------------------------------------------------------------
 
 # (from unit, to unit, factor)
 _LENGTH_FACTORS = (

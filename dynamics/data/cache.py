@@ -6,9 +6,6 @@ change to a source file's bytes, to the options or to the recipe is a different 
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dynamics.data.records import list_files
+from dynamics.io import atomic_write_bytes, cache_key, file_digest, parquet_bytes
 
 CACHE_VERSION = 1  # bump when normalisation changes what the same inputs produce
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_fingerprint(location: str) -> dict[str, str]:
@@ -35,7 +25,7 @@ def source_fingerprint(location: str) -> dict[str, str]:
         return {"hub": location}
     files = list_files(root, suffixes=(".json", ".jsonl", ".parquet", ".txt"))
     base = root if root.is_dir() else root.parent
-    return {str(file.relative_to(base)): _file_digest(file) for file in files}
+    return {str(file.relative_to(base)): file_digest(file) for file in files}
 
 
 def referenced_files(options: dict[str, Any]) -> dict[str, str]:
@@ -49,20 +39,12 @@ def referenced_files(options: dict[str, Any]) -> dict[str, str]:
         elif isinstance(value, list):
             values.extend(value)
         elif isinstance(value, str) and Path(value).is_file():
-            found[value] = _file_digest(Path(value))
+            found[value] = file_digest(Path(value))
     return dict(sorted(found.items()))
 
 
-def cache_key(description: dict[str, Any]) -> str:
-    payload = json.dumps({"version": CACHE_VERSION, **description}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    """Deterministic Parquet encoding: the same table gives the same bytes."""
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
+def data_cache_key(description: dict[str, Any]) -> str:
+    return cache_key("data", CACHE_VERSION, description)
 
 
 def read_cached(cache_dir: Path, key: str) -> pa.Table | None:
@@ -71,9 +53,4 @@ def read_cached(cache_dir: Path, key: str) -> pa.Table | None:
 
 
 def write_cached(cache_dir: Path, key: str, table: pa.Table) -> Path:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{key}.parquet"
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(parquet_bytes(table))
-    temporary.replace(path)
-    return path
+    return atomic_write_bytes(cache_dir / f"{key}.parquet", parquet_bytes(table))

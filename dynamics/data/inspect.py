@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from dynamics.train.template import encode
+from dynamics.text.encoding import encode
+from dynamics.text.templates import Template
 
 PERCENTILES = (50, 90, 99, 100)
 PROGRESS_FROM_ROWS = 5_000  # smaller tables tokenise in well under a second
@@ -27,7 +28,7 @@ class DataSummary:
     dropped_by_truncation: dict[str, int]
 
 
-def summarise(table: pa.Table, tokenizer, template: str, max_length: int) -> DataSummary:
+def summarise(table: pa.Table, tokenizer, template: Template, max_length: int) -> DataSummary:
     """Counts and token-length percentiles of a canonical table (lengths before truncation)."""
     splits = table.column("split").to_pylist()
     tasks = table.column("task").to_pylist()

@@ -5,11 +5,13 @@ One row per example. Later stages read only these columns, so a new source needs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from dynamics.ids import first_duplicate
 
 ROLES = ("user", "assistant")
 SPLITS = ("train", "valid", "test")
@@ -69,16 +71,14 @@ def validate_row(row: Mapping[str, Any], origin: str, row_index: int) -> None:
         raise SchemaError(f"{origin}: row {row_index}: field '{field}': {expected}")
 
 
-def validate_rows(rows: Iterable[Mapping[str, Any]], origin: str) -> None:
+def validate_rows(rows: Sequence[Mapping[str, Any]], origin: str) -> None:
     """Validate every row and reject duplicate ids, naming the first offending row."""
-    first_row_of_id: dict[str, int] = {}
     for row_index, row in enumerate(rows):
         validate_row(row, origin, row_index)
-        previous = first_row_of_id.setdefault(row["id"], row_index)
-        if previous != row_index:
-            raise SchemaError(
-                f"{origin}: row {row_index}: field 'id': duplicate id {row['id']!r} (first seen at row {previous})"
-            )
+    duplicate = first_duplicate([row["id"] for row in rows])
+    if duplicate is not None:
+        item, first, second = duplicate
+        raise SchemaError(f"{origin}: row {second}: field 'id': duplicate id {item!r} (first seen at row {first})")
 
 
 def to_table(rows: list[Mapping[str, Any]], origin: str) -> pa.Table:

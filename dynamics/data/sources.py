@@ -1,4 +1,4 @@
-"""Load the configured data into one canonical table (SPEC §1): the built-in generator or a registered format.
+"""Load the configured data into one canonical table (SPEC §1) through its registered data source.
 
 After the format's loader, checks that need every row: duplicate ids (both places named), a task in both the
 train and test splits, and non-empty train and test splits. In lenient mode skipped rows are reported.
@@ -13,13 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dynamics.config import DataConfig, EvalSourceConfig
-from dynamics.data.arrow_checks import first_duplicate
-from dynamics.data.builtin import generate_builtin
-from dynamics.data.cache import cache_key, read_cached, referenced_files, source_fingerprint, write_cached
-from dynamics.data.formats import ArrowRows, LoadRequest, SourcedRow, get_format
+from dynamics.data.cache import data_cache_key, read_cached, referenced_files, source_fingerprint, write_cached
+from dynamics.data.formats import FORMATS, ArrowRows, LoadRequest, SourcedRow
 from dynamics.data.problems import DataError, DataProblem, ProblemLog
-from dynamics.data.sampling import apply_sampling
+from dynamics.data.recipes import apply_recipe
+from dynamics.data.sampling import sample_per_task
 from dynamics.data.schema import build_table, split_of
+from dynamics.ids import first_duplicate
 
 __all__ = ["DataError", "LoadedData", "load_data", "load_examples", "SKIPPED_REPORT"]
 SKIPPED_REPORT = "skipped_rows.jsonl"
@@ -52,19 +52,20 @@ def _check_task_splits(table: pa.Table, origin: str) -> None:
 
 
 def _load_format(
-    source: str,
-    location: str,
-    hub_config: str | None,
-    options: dict,
+    source: DataConfig | EvalSourceConfig,
+    seed: int,
     lenient: bool,
     report_dir: Path | None,
     report_name: str = SKIPPED_REPORT,
 ) -> pa.Table:
     """One registered format's rows as a canonical table, with duplicate ids named (or skipped)."""
-    data_format = get_format(source)
+    data_format = FORMATS.get(source.source)
+    options = data_format.check_options(source.options)
+    if data_format.reads_files and not source.path:
+        raise ValueError(f"source '{source.source}' needs 'path' (a local path or a hub dataset name)")
+    location = str(source.path or source.source)
     log = ProblemLog(lenient=lenient)
-    request = LoadRequest(location, source, data_format.options.model_validate(options), hub_config)
-    loaded = data_format.loader(request, log)
+    loaded = data_format.loader(LoadRequest(location, source.source, options, source.hub_config, seed), log)
     if isinstance(loaded, ArrowRows):
         table = loaded.table
         duplicate = first_duplicate(table.column("id"))
@@ -81,17 +82,11 @@ def _load_format(
     return table
 
 
-def _with_test_source(table: pa.Table, test_source: EvalSourceConfig, lenient: bool, report_dir) -> pa.Table:
+def _with_test_source(
+    table: pa.Table, test_source: EvalSourceConfig, seed: int, lenient: bool, report_dir: Path | None
+) -> pa.Table:
     """Training rows of `table` plus test rows from another source."""
-    test = _load_format(
-        test_source.source,
-        test_source.path,
-        test_source.hub_config,
-        test_source.options,
-        lenient,
-        report_dir,
-        report_name=f"test_source_{SKIPPED_REPORT}",
-    )
+    test = _load_format(test_source, seed, lenient, report_dir, report_name=f"test_source_{SKIPPED_REPORT}")
     if test_source.split == "test":
         test = split_of(test, "test")
     else:
@@ -106,9 +101,22 @@ def _with_test_source(table: pa.Table, test_source: EvalSourceConfig, lenient: b
 def _disjoint_tasks(config: DataConfig) -> bool:
     if config.disjoint_tasks is not None:
         return config.disjoint_tasks
-    if config.source == "builtin" or config.test_source is not None:
-        return True  # held-out tasks by construction / a separate test source is a zero-shot set-up
-    return get_format(config.source).disjoint_tasks
+    if config.test_source is not None:
+        return True  # a separate test source is a zero-shot set-up
+    return FORMATS.get(config.source).disjoint_tasks
+
+
+def _cache_description(config: DataConfig, seed: int) -> dict | None:
+    """What determines the loaded table, for its cache key; None when a source generates rather than reads files
+    (its rows depend on code, which no key covers, and regenerating them is cheap)."""
+    sources = [config] if config.test_source is None else [config, config.test_source]
+    if not all(FORMATS.get(source.source).reads_files for source in sources):
+        return None
+    files = {"main": source_fingerprint(str(config.path)), "main_options": referenced_files(config.options)}
+    if config.test_source is not None:
+        files["test"] = source_fingerprint(str(config.test_source.path))
+        files["test_options"] = referenced_files(config.test_source.options)
+    return {"files": files, "data": config.model_dump(mode="json"), "seed": seed}
 
 
 @dataclass(frozen=True)
@@ -128,33 +136,29 @@ def load_data(
     Order: load (and the test source) → task-leak check → sampling protocol / volume recipe → split check.
     """
     key = None
-    if cache_dir is not None and config.source != "builtin":
-        files = {"main": source_fingerprint(str(config.path)), "main_options": referenced_files(config.options)}
-        if config.test_source is not None:
-            files["test"] = source_fingerprint(config.test_source.path)
-            files["test_options"] = referenced_files(config.test_source.options)
-        description = {
-            "files": files,
-            "data": config.model_dump(mode="json", exclude={"per_train_task", "per_test_task"}),
-            "seed": seed,
-        }
-        key = cache_key(description)
+    description = _cache_description(config, seed) if cache_dir is not None else None
+    if cache_dir is not None and description is not None:
+        key = data_cache_key(description)
         cached = read_cached(cache_dir, key)
         if cached is not None:
             return LoadedData(_checked_splits(cached, config), cache_dir / f"{key}.parquet", True)
-    if config.source == "builtin":
-        table = generate_builtin(config.per_train_task, config.per_test_task, seed)
-    else:
-        table = _load_format(
-            config.source, str(config.path), config.hub_config, config.options, config.lenient, report_dir
-        )
+    table = _load_format(config, seed, config.lenient, report_dir)
     if config.test_source is not None:
-        table = _with_test_source(table, config.test_source, config.lenient, report_dir)
+        table = _with_test_source(table, config.test_source, seed, config.lenient, report_dir)
     if _disjoint_tasks(config):
         _check_task_splits(table, str(config.path or config.source))
-    table = _checked_splits(apply_sampling(table, config, seed), config)
+    table = _checked_splits(_sampled(table, config, seed), config)
     path = write_cached(cache_dir, key, table) if cache_dir is not None and key is not None else None
     return LoadedData(table, path, False)
+
+
+def _sampled(table: pa.Table, config: DataConfig, seed: int) -> pa.Table:
+    """`config.sample` then `config.recipe` (each only when set) applied to a loaded canonical table."""
+    if config.sample is not None:
+        table = sample_per_task(table, config.sample, seed)
+    if config.recipe is not None:
+        table = apply_recipe(table, config.recipe, seed)
+    return table
 
 
 def _checked_splits(table: pa.Table, config: DataConfig) -> pa.Table:

@@ -2,30 +2,24 @@
 
 Each category gets a seeded permutation of its ids (sorted first, so file order does not matter); the subset
 of size N is the first N items of a round-robin over categories. Hence subsets are balanced across
-abilities and nested: volume 160 ⊂ volume 640 for the same seed.
+categories and nested: volume 160 ⊂ volume 640 for the same seed.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dynamics.data.sampling import stable_seed
+from dynamics.data.sampling import seeded_rows
 
 
 def volume_order(table: pa.Table, seed: int) -> list[int]:
     """Row indices of `table` in the order volumes take them (round-robin over sorted categories)."""
     ids = table.column("id").to_pylist()
-    categories = table.column("category").to_pylist()
     rows_by_category: dict[str, list[int]] = {}
-    for row, category in enumerate(categories):
+    for row, category in enumerate(table.column("category").to_pylist()):
         rows_by_category.setdefault(category, []).append(row)
-    queues: list[list[int]] = []
-    for category in sorted(rows_by_category):
-        rows = sorted(rows_by_category[category], key=ids.__getitem__)
-        permutation = np.random.default_rng(stable_seed(seed, category)).permutation(len(rows))
-        queues.append([rows[i] for i in permutation])
+    queues = [seeded_rows(rows_by_category[category], ids, seed, category) for category in sorted(rows_by_category)]
     order: list[int] = []
     depth = 0
     while len(order) < len(ids):

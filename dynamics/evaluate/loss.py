@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from dynamics.train.batching import collate, token_nll
-from dynamics.train.template import EncodedExample
+from dynamics.text.batching import collate, token_nll
+from dynamics.text.encoding import EncodedExample
 
 
 @dataclass(frozen=True)

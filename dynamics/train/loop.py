@@ -7,64 +7,58 @@ GPU); DeepSpeed reuses it. Rank 0 writes every step's metrics to the trial's MLf
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pyarrow as pa
 import torch
 import torch.distributed as dist
 
 from dynamics.config import TrainConfig
 from dynamics.evaluate.loss import TestItem, TestLossEvaluator
-from dynamics.train.batching import collate, token_nll
+from dynamics.models import ModelSource
+from dynamics.text.batching import collate, token_nll
+from dynamics.text.encoding import EncodedExample, encode
+from dynamics.text.templates import TEMPLATES, Template
+from dynamics.tracking import TrackedRun
 from dynamics.train.deepspeed_setup import deepspeed_config, lr_lambda
 from dynamics.train.sharding import StepPlan
-from dynamics.train.template import EncodedExample, encode
-
-if TYPE_CHECKING:
-    from dynamics.models import ModelSource
 
 
 @dataclass(frozen=True)
-class TrialInputs:
-    """Everything a worker needs, serialisable through `train_loop_config`."""
+class WorkerInputs:
+    """Everything a worker needs, passed whole through `train_loop_config` (no dict round-trips)."""
 
     model: ModelSource
-    train: dict[str, Any]  # TrainConfig.model_dump()
-    train_ids: list[str]  # arranged order
-    train_messages: list[list[dict[str, str]]]
-    test_ids: list[str]
-    test_tasks: list[str]
-    test_categories: list[str]
-    test_messages: list[list[dict[str, str]]]
-    tracking_uri: str | None = None
-    run_id: str | None = None
+    train: TrainConfig
+    arranged: pa.Table  # the training items in training order: id, messages
+    test: pa.Table  # the test set: id, task, category, messages
+    run: TrackedRun | None = None  # the trial's MLflow run; rank 0 logs to it
     trial_started_at: float | None = None  # time.time() when the Tune trial began, for start-up figures
 
 
-def _encode_train(inputs: TrialInputs, tokenizer, config: TrainConfig) -> tuple[list[int], list[EncodedExample]]:
+def _encode_train(
+    arranged: pa.Table, tokenizer, template: Template, max_length: int
+) -> tuple[list[int], list[EncodedExample]]:
     """Encode the arranged items; those left without a reply token after truncation are dropped (counted)."""
     kept_positions: list[int] = []
     encoded: list[EncodedExample] = []
-    for position, messages in enumerate(inputs.train_messages):
-        example = encode(messages, tokenizer, config.template, config.max_length)
+    for position, messages in enumerate(arranged.column("messages").to_pylist()):
+        example = encode(messages, tokenizer, template, max_length)
         if example is not None:
             kept_positions.append(position)
             encoded.append(example)
     return kept_positions, encoded
 
 
-def _encode_test(inputs: TrialInputs, tokenizer, config: TrainConfig) -> tuple[list[TestItem], int]:
+def _encode_test(test: pa.Table, tokenizer, template: Template, max_length: int) -> tuple[list[TestItem], int]:
     items: list[TestItem] = []
     dropped = 0
-    for messages, task, category in zip(
-        inputs.test_messages, inputs.test_tasks, inputs.test_categories, strict=True
-    ):
-        example = encode(messages, tokenizer, config.template, config.max_length)
+    columns = (test.column(name).to_pylist() for name in ("messages", "task", "category"))
+    for messages, task, category in zip(*columns, strict=True):
+        example = encode(messages, tokenizer, template, max_length)
         if example is None:
             dropped += 1
         else:
@@ -73,25 +67,27 @@ def _encode_test(inputs: TrialInputs, tokenizer, config: TrainConfig) -> tuple[l
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Entry point given to `TorchTrainer`; `loop_config["inputs"]` is a TrialInputs."""
+    """Entry point given to `TorchTrainer`; `loop_config["inputs"]` is a WorkerInputs."""
     import deepspeed
     import ray.train
 
     from dynamics.models import load_model, load_tokenizer, on_this_node
 
-    inputs: TrialInputs = loop_config["inputs"]
-    config = TrainConfig.model_validate(inputs.train)
+    inputs: WorkerInputs = loop_config["inputs"]
+    config = inputs.train
+    template = TEMPLATES.get(config.template)
+    train_ids = inputs.arranged.column("id").to_pylist()
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(config.torch_threads)
     started = time.perf_counter()
 
     source = on_this_node(inputs.model)  # a built-in model saved on the driver may need rebuilding here
-    tokenizer = load_tokenizer(source.tokenizer, config.template)
+    tokenizer = load_tokenizer(source.tokenizer, template)
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
     model = load_model(source.model, tokenizer, dtype)
-    kept_positions, train_examples = _encode_train(inputs, tokenizer, config)
-    test_items, dropped_test = _encode_test(inputs, tokenizer, config)
+    kept_positions, train_examples = _encode_train(inputs.arranged, tokenizer, template, config.max_length)
+    test_items, dropped_test = _encode_test(inputs.test, tokenizer, template, config.max_length)
     plan = StepPlan(
         num_items=len(train_examples),
         global_batch_size=config.global_batch_size,
@@ -126,7 +122,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     logger.log(
         setup
         | {
-            "dropped_train_items": len(inputs.train_ids) - len(train_examples),
+            "dropped_train_items": len(train_ids) - len(train_examples),
             "dropped_tail_items": plan.dropped_per_epoch,
             "dropped_test_items": dropped_test,
             "total_steps": plan.total_steps,
@@ -167,12 +163,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         train_loss = float(step_sums[0] / step_sums[1])
         tokens_seen += int(step_sums[2])
         if not math.isfinite(train_loss):
-            ids = [inputs.train_ids[p] for p in step_positions]
+            ids = [train_ids[p] for p in step_positions]
             raise FloatingPointError(f"non-finite training loss at step {step + 1}; rank {rank} items {ids}")
         elapsed = time.perf_counter() - step_started
         throughput = tokens_seen / elapsed  # tokens/s over all ranks, evaluation time included
         logger.log({"train_loss": train_loss, "lr": scheduler.get_last_lr()[0], "tokens_per_s": throughput}, step + 1)
-    logger.write_consumed(_gather(consumed, world_size), inputs.train_ids)
+    logger.write_consumed(_gather(consumed, world_size), train_ids)
     logger.flush()
     # One report per worker at the end: a report blocks until Ray Train's controller polls (~1-2 s), so
     # per-step curves go straight to MLflow from rank 0 instead.
@@ -191,17 +187,9 @@ def _gather(consumed: list[list[int]], world_size: int) -> list[list[list[int]]]
 class _RankZeroLogger:
     """MLflow logging from rank 0 only; other ranks do nothing."""
 
-    def __init__(self, inputs: TrialInputs, rank: int):
-        self._buffer = None
-        self._client = None
-        self._run_id = inputs.run_id
-        if rank == 0 and inputs.run_id:
-            from mlflow.tracking import MlflowClient
-
-            from dynamics.tracking import MetricBuffer
-
-            self._client = MlflowClient(inputs.tracking_uri)
-            self._buffer = MetricBuffer(self._client, inputs.run_id)
+    def __init__(self, inputs: WorkerInputs, rank: int):
+        self._run = inputs.run if rank == 0 else None
+        self._buffer = None if self._run is None else self._run.metric_buffer()
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         if self._buffer is not None:
@@ -213,16 +201,12 @@ class _RankZeroLogger:
 
     def write_consumed(self, per_rank: list[list[list[int]]], train_ids: list[str]) -> None:
         """The audit trail: per rank, per step, the arrangement positions and ids it trained on."""
-        if self._client is None:
+        if self._run is None:
             return
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "consumed.json")
-            record = {
-                "world_size": len(per_rank),
-                "ranks": [
-                    [{"positions": step, "ids": [train_ids[p] for p in step]} for step in steps] for steps in per_rank
-                ],
-            }
-            with open(path, "w", encoding="utf-8") as handle:
-                json.dump(record, handle)
-            self._client.log_artifact(self._run_id, path)
+        record = {
+            "world_size": len(per_rank),
+            "ranks": [
+                [{"positions": step, "ids": [train_ids[p] for p in step]} for step in steps] for steps in per_rank
+            ],
+        }
+        self._run.log_json("consumed.json", record)

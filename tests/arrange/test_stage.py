@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dynamics.arrange import stage
+from dynamics.arrange.artifact import ArrangementKey
 from dynamics.config import load_config
 from dynamics.data.schema import split_of
 from dynamics.data.sources import load_examples
@@ -35,8 +36,8 @@ def _no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
 def _arrange(workdir: Path, permutations: list[str], **arrange: object) -> tuple[dict, int]:
     overrides = {
         "workdir": str(workdir),
-        "data.per_train_task": 6,
-        "data.per_test_task": 2,
+        "data.options.per_train_task": 6,
+        "data.options.per_test_task": 2,
         "grid.permutation": permutations,
         **{f"arrange.{key}": value for key, value in arrange.items()},
     }
@@ -44,9 +45,8 @@ def _arrange(workdir: Path, permutations: list[str], **arrange: object) -> tuple
     table = load_examples(config.data, seed=0)
     train, test = split_of(table, "train"), split_of(table, "test")
     pool = train.num_rows
-    grid = config.grid.model_copy(update={"volume": [pool, 60]})
-    config = config.model_copy(update={"grid": grid})
-    return stage.arrange_grid(train, test, config, workdir), pool
+    wanted = [ArrangementKey(volume, name, 0) for volume in (pool, 60) for name in permutations]
+    return stage.build_arrangements(train, test, config.arrange, wanted, workdir), pool
 
 
 def _order(refs: dict, key: tuple) -> dict:

@@ -51,10 +51,10 @@ def _input_of(row: dict) -> str:
 # --- registry ------------------------------------------------------------------------------------------
 
 
-def test_registry_size_families_and_phrasings() -> None:
-    families = {spec.family for spec in TASKS}
+def test_registry_size_categories_and_phrasings() -> None:
+    categories = {spec.category for spec in TASKS}
     splits = Counter(spec.split for spec in TASKS)
-    assert len(families) >= 9
+    assert len(categories) >= 9
     assert len(TASKS) >= 44
     assert 30 <= splits["train"] <= 40 and 8 <= splits["test"] <= 14
     assert len({spec.name for spec in TASKS}) == len(TASKS)
@@ -65,19 +65,19 @@ def test_registry_size_families_and_phrasings() -> None:
     check_registry(TASKS)
 
 
-def test_relatives_and_test_only_family() -> None:
+def test_relatives_and_test_only_category() -> None:
     test_tasks = [spec for spec in TASKS if spec.split == "test"]
     for spec in test_tasks:
         if spec.relative is not None:
             relative = SPECS[spec.relative]
-            assert relative.split == "train" and relative.family == spec.family, spec.name
+            assert relative.split == "train" and relative.category == spec.category, spec.name
     assert all(spec.relative is None for spec in TASKS if spec.split == "train")
     assert sum(spec.relative is None for spec in test_tasks) >= 2
     assert sum(spec.relative is not None for spec in test_tasks) >= 6
-    train_families = {spec.family for spec in TASKS if spec.split == "train"}
-    test_only = {spec.family for spec in test_tasks} - train_families
-    assert test_only, "some test family must have no train task"
-    assert all(spec.relative is None for spec in test_tasks if spec.family in test_only)
+    train_categories = {spec.category for spec in TASKS if spec.split == "train"}
+    test_only = {spec.category for spec in test_tasks} - train_categories
+    assert test_only, "some test category must have no train task"
+    assert all(spec.relative is None for spec in test_tasks if spec.category in test_only)
 
 
 @pytest.mark.parametrize(
@@ -90,11 +90,11 @@ def test_relatives_and_test_only_family() -> None:
         (lambda tasks: (*tasks, replace(tasks[0], name="extra", relative="arithmetic_add")), "only test"),
         (
             lambda tasks: (*tasks, replace(tasks[0], name="extra", split="test", relative="list_max")),
-            "family",
+            "category",
         ),
         (
             lambda tasks: (*tasks, replace(tasks[0], name="extra", split="test", relative="no_such_task")),
-            "family",
+            "category",
         ),
     ],
 )
@@ -137,7 +137,7 @@ def test_rows_fit_the_canonical_schema(table: pa.Table) -> None:
         assert phrasing in spec.phrasings and text
         assert row["answer"] == assistant["content"] == row["references"][0]
         assert len(set(row["references"])) == len(row["references"])
-        assert row["source"] == "builtin" and row["category"] == spec.family and row["split"] == spec.split
+        assert row["source"] == "builtin" and row["category"] == spec.category and row["split"] == spec.split
         assert row["choices"] is None and row["question_format"] == 0
         assert re.fullmatch(rf"builtin/{spec.name}/\d{{5}}", row["id"])
 
@@ -309,7 +309,7 @@ def test_first_example_is_pinned() -> None:
 def test_custom_task_spec_is_accepted() -> None:
     spec = TaskSpec(
         name="echo_word",
-        family="string_manipulation",
+        category="string_manipulation",
         split="test",
         phrasings=("Repeat the word below exactly.", "Echo this word back.", "Say the word again."),
         generate=lambda rng: (w := rng.choice(vocab.WORDS), w),

@@ -68,3 +68,11 @@ def test_editing_a_file_named_in_the_options_is_a_miss(tmp_path: Path) -> None:
     assert load_data(config, seed=0, cache_dir=cache).cache_hit
     split.write_text(json.dumps({"train_key_list": ["task_a", "task_c"], "eval_key_list": ["task_b"]}))
     assert not load_data(config, seed=0, cache_dir=cache).cache_hit
+
+
+def test_a_generated_source_is_not_cached(tmp_path: Path) -> None:
+    # The built-in rows are a function of code, which no cache key covers: they are regenerated, never read back.
+    config = DataConfig(source="builtin", options={"per_train_task": 2, "per_test_task": 1})
+    first = load_data(config, seed=0, cache_dir=tmp_path / "cache")
+    assert first.cache_path is None and not first.cache_hit
+    assert not (tmp_path / "cache").exists()

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dynamics.config import DataConfig, parse_config
-from dynamics.data.formats import load_formats
+from dynamics.data.formats import FORMATS
 from dynamics.data.schema import CANONICAL_SCHEMA, split_of, to_table
 from dynamics.data.sources import DataError, load_examples
 
@@ -53,11 +53,11 @@ def _data_error(path: Path) -> str:
 
 
 def test_registry_holds_builtin_and_canonical() -> None:
-    assert "canonical" in load_formats()
+    assert {"builtin", "canonical"} <= set(FORMATS.names())
 
 
 def test_builtin_source_returns_both_splits() -> None:
-    table = load_examples(DataConfig(source="builtin", per_train_task=3, per_test_task=2), seed=0)
+    table = load_examples(DataConfig(source="builtin", options={"per_train_task": 3, "per_test_task": 2}), seed=0)
     assert table.schema == CANONICAL_SCHEMA
     splits = Counter(table.column("split").to_pylist())
     train_tasks = set(split_of(table, "train").column("task").to_pylist())
@@ -68,7 +68,7 @@ def test_builtin_source_returns_both_splits() -> None:
 
 
 def test_builtin_source_follows_the_seed() -> None:
-    config = DataConfig(source="builtin", per_train_task=2, per_test_task=1)
+    config = DataConfig(source="builtin", options={"per_train_task": 2, "per_test_task": 1})
     assert load_examples(config, seed=3).equals(load_examples(config, seed=3))
     assert not load_examples(config, seed=3).equals(load_examples(config, seed=4))
 
@@ -161,7 +161,7 @@ def test_directory_path_is_a_data_error(tmp_path: Path) -> None:
 
 
 def test_prepare_fails_on_empty_test_split_before_ray(tmp_path: Path) -> None:
-    from dynamics.sweep import prepare
+    from dynamics.sweep.study import prepare
 
     path = _jsonl(tmp_path, [_row(index) for index in range(8)])
     config = parse_config(
@@ -190,15 +190,11 @@ def test_prepare_fails_on_empty_test_split_before_ray(tmp_path: Path) -> None:
     assert not (tmp_path / "work").exists()
 
 
-def test_cli_reports_an_empty_test_split_before_any_ray_work(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_cli_reports_an_empty_test_split_before_any_ray_work(tmp_path: Path, capsys, no_ray) -> None:
     import yaml
 
     from dynamics.cli import main
 
-    def fail_if_ray_starts(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("Ray was started for data that cannot run a study")
-
-    monkeypatch.setattr("dynamics.sweep.start_ray", fail_if_ray_starts)
 
     path = _jsonl(tmp_path, [_row(i) for i in range(6)])
     config_path = tmp_path / "study.yaml"
@@ -244,11 +240,21 @@ def test_lenient_mode_skips_bad_rows_and_reports_each(tmp_path: Path) -> None:
     assert all(r["file"] == str(path) for r in report)
 
 
-def test_unknown_source_name_is_a_config_error_with_a_hint() -> None:
-    from dynamics.config import ConfigError
+def test_unknown_source_name_is_an_error_with_a_hint() -> None:
+    with pytest.raises(ValueError, match=r"unknown data source 'canonicl'; did you mean 'canonical'"):
+        load_examples(DataConfig(source="canonicl", path="x"), seed=0)
 
-    with pytest.raises(ConfigError, match=r"unknown data source 'canonicl'.*did you mean 'canonical'"):
-        parse_config({"models": {}, "grid": {"model": []}, "data": {"source": "canonicl", "path": "x"}})
+
+def test_a_file_source_without_a_path_is_an_error() -> None:
+    with pytest.raises(ValueError, match="source 'canonical' needs 'path'"):
+        load_examples(DataConfig(source="canonical"), seed=0)
+
+
+def test_builtin_options_are_checked_like_any_sources() -> None:
+    with pytest.raises(ValueError, match="options.per_train_tasks: .*did you mean 'per_train_task'"):
+        load_examples(DataConfig(options={"per_train_tasks": 3}), seed=0)
+    with pytest.raises(ValueError, match="options.per_test_task: Input should be a valid integer"):
+        load_examples(DataConfig(options={"per_test_task": True}), seed=0)
 
 
 def test_lenient_mode_skips_a_non_utf8_line_and_keeps_the_rest(tmp_path: Path) -> None:

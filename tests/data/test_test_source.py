@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dynamics.config import DataConfig, EvalSourceConfig
-from dynamics.data.formats import get_format
+from dynamics.data.formats import FORMATS
 from dynamics.data.schema import split_of
 from dynamics.data.sources import DataError, load_examples
 
@@ -44,9 +44,9 @@ def test_all_rows_of_a_test_source_can_be_test_rows() -> None:
 
 
 def test_zero_shot_formats_require_disjoint_tasks_and_study_a_formats_do_not() -> None:
-    assert get_format("niv2").disjoint_tasks and get_format("flan_mini").disjoint_tasks
-    assert get_format("p3").disjoint_tasks and get_format("canonical").disjoint_tasks
-    assert not get_format("doit").disjoint_tasks and not get_format("norobots").disjoint_tasks
+    assert FORMATS.get("niv2").disjoint_tasks and FORMATS.get("flan_mini").disjoint_tasks
+    assert FORMATS.get("p3").disjoint_tasks and FORMATS.get("canonical").disjoint_tasks
+    assert not FORMATS.get("doit").disjoint_tasks and not FORMATS.get("norobots").disjoint_tasks
 
 
 def test_disjoint_tasks_can_be_switched_off_for_a_canonical_file(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def ray_cluster():
     """A real local Ray cluster on 127.0.0.1, shared by the session's integration tests."""
     import ray
 
-    from dynamics.runtime import prepare_environment, start_ray
+    from dynamics.sweep.runtime import prepare_environment, start_ray
 
     start_ray(prepare_environment(use_gpu=False))
     yield ray

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from dynamics.arrange.stage import arrange_grid
+from dynamics.arrange.stage import build_arrangements
 from dynamics.config import load_config
 from dynamics.data.schema import split_of
 from dynamics.data.sources import load_examples
+from dynamics.sweep.plan import arrangements_needed
 
 OFFLINE = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "offline.yaml"
 
@@ -21,8 +22,8 @@ def _config(workdir: Path):
         OFFLINE,
         {
             "workdir": str(workdir),
-            "data.per_train_task": 4,
-            "data.per_test_task": 2,
+            "data.options.per_train_task": 4,
+            "data.options.per_test_task": 2,
             "grid.volume": [40, 80],
             "grid.permutation": ["nft", "fft", "rt"],
         },
@@ -32,7 +33,8 @@ def _config(workdir: Path):
 def _arrange(workdir: Path):
     config = _config(workdir)
     table = load_examples(config.data, seed=0)
-    return arrange_grid(split_of(table, "train"), split_of(table, "test"), config, workdir)
+    wanted = arrangements_needed(config.grid.points())
+    return build_arrangements(split_of(table, "train"), split_of(table, "test"), config.arrange, wanted, workdir)
 
 
 def test_same_config_and_seed_give_byte_identical_artifacts(ray_cluster, tmp_path):
@@ -86,7 +88,12 @@ def test_embeddings_are_bit_identical_with_one_or_two_actors(ray_cluster):
 def test_arrange_command_runs_the_stage_alone_with_progress(ray_cluster, tmp_path, capsys):
     from dynamics.cli import main
 
-    sets = ["data.per_train_task=4", "data.per_test_task=2", "grid.volume=[all]", "grid.permutation=[tma_min_max,nft]"]
+    sets = [
+        "data.options.per_train_task=4",
+        "data.options.per_test_task=2",
+        "grid.volume=[all]",
+        "grid.permutation=[tma_min_max,nft]",
+    ]
     argv = ["arrange", "--config", str(OFFLINE), "--set", f"workdir={tmp_path}"]
     for item in sets:
         argv += ["--set", item]

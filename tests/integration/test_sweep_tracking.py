@@ -8,8 +8,8 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from dynamics.config import load_config
-from dynamics.report import child_runs
-from dynamics.sweep import run_sweep
+from dynamics.sweep.driver import run_sweep
+from dynamics.tracking import TrackedRun, child_runs
 
 OFFLINE = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "offline.yaml"
 
@@ -30,8 +30,8 @@ def test_sweep_logs_parent_children_and_per_step_per_task_loss(ray_cluster, tmp_
         OFFLINE,
         {
             "workdir": str(tmp_path / "work"),
-            "data.per_train_task": 2,
-            "data.per_test_task": 2,
+            "data.options.per_train_task": 2,
+            "data.options.per_test_task": 2,
             "grid.volume": [48],
             "grid.model": ["tiny-0.5m"],
             "grid.permutation": ["nft", "tma_min"],
@@ -47,7 +47,7 @@ def test_sweep_logs_parent_children_and_per_step_per_task_loss(ray_cluster, tmp_
     parent_artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
     assert {"test_loss_vs_step.png", "early_phase.json", "sweep_config.json", "arrangements"} <= parent_artifacts
 
-    children = child_runs(client, result.parent_run_id)
+    children = child_runs(TrackedRun(result.tracking_uri, result.parent_run_id))
     assert len(children) == 2
     assert {c.data.params["permutation"] for c in children} == {"nft", "tma_min"}
     test_tasks = {"arithmetic_add_three", "units_length", "sentiment_product", "logic_sequence_next"}

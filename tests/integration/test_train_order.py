@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import random
 
+import pyarrow as pa
 import pytest
 from mlflow.tracking import MlflowClient
 from ray.train import RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from dynamics.config import TrainConfig
-from dynamics.tracking import start_run
-from dynamics.train.loop import TrialInputs, train_loop_per_worker
+from dynamics.tracking import TrackedRun, start_sweep_run
+from dynamics.train.loop import WorkerInputs, train_loop_per_worker
 from dynamics.train.sharding import rebuild_global_order
 
 
@@ -21,26 +22,24 @@ def _conversation(rng: random.Random) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"Add.\n{a} + {b}"}, {"role": "assistant", "content": str(a + b)}]
 
 
-def _inputs(model, num_items: int, train: TrainConfig, tracking_uri: str, run_id: str) -> TrialInputs:
+def _inputs(model, num_items: int, train: TrainConfig, run: TrackedRun) -> WorkerInputs:
     rng = random.Random(7)
     # A deliberately scrambled arrangement: positions must follow it, not the ids' natural order.
     ids = [f"item-{i:03d}" for i in range(num_items)]
     rng.shuffle(ids)
-    return TrialInputs(
-        model=model,
-        train=train.model_dump(),
-        train_ids=ids,
-        train_messages=[_conversation(rng) for _ in ids],
-        test_ids=[f"test-{i}" for i in range(6)],
-        test_tasks=["add", "add", "add", "sub", "sub", "sub"],
-        test_categories=["arithmetic"] * 6,
-        test_messages=[_conversation(rng) for _ in range(6)],
-        tracking_uri=tracking_uri,
-        run_id=run_id,
+    arranged = pa.table({"id": ids, "messages": [_conversation(rng) for _ in ids]})
+    test = pa.table(
+        {
+            "id": [f"test-{i}" for i in range(6)],
+            "task": ["add", "add", "add", "sub", "sub", "sub"],
+            "category": ["arithmetic"] * 6,
+            "messages": [_conversation(rng) for _ in range(6)],
+        }
     )
+    return WorkerInputs(model=model, train=train, arranged=arranged, test=test, run=run)
 
 
-def _fit(inputs: TrialInputs, num_workers: int, storage, name: str):
+def _fit(inputs: WorkerInputs, num_workers: int, storage, name: str):
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"inputs": inputs},
@@ -55,8 +54,9 @@ def test_rebuilt_global_order_equals_arrangement(ray_cluster, tiny_model, tracki
     # 70 items, global batch 16 → 4 steps; the 6-item tail is dropped and reported, never trained on silently.
     train = TrainConfig(global_batch_size=16, micro_batch_size=4, eval_every=2, zero_stage=2, lr=1e-3)
     client = MlflowClient(tracking_uri)
-    run_id = start_run(client, "order-test", f"w{num_workers}", {"num_workers": num_workers})
-    inputs = _inputs(tiny_model, 70, train, tracking_uri, run_id)
+    run = start_sweep_run(tracking_uri, "order-test", f"w{num_workers}", {"num_workers": num_workers})
+    run_id = run.run_id
+    inputs = _inputs(tiny_model, 70, train, run)
 
     _fit(inputs, num_workers, tmp_path / "ray", f"order-{num_workers}")
 
@@ -68,7 +68,7 @@ def test_rebuilt_global_order_equals_arrangement(ray_cluster, tiny_model, tracki
     per_rank_ids = [[step["ids"] for step in rank] for rank in consumed["ranks"]]
     assert rebuild_global_order(per_rank_positions, num_workers) == list(range(64))
     rebuilt_ids = [item for step in zip(*per_rank_ids, strict=True) for rank_ids in step for item in rank_ids]
-    assert rebuilt_ids == inputs.train_ids[:64]
+    assert rebuilt_ids == inputs.arranged.column("id").to_pylist()[:64]
     # With 2 workers each rank takes a fixed contiguous half of every global batch.
     if num_workers == 2:
         assert per_rank_positions[0][1] == list(range(16, 24))
@@ -86,8 +86,7 @@ def test_rebuilt_global_order_equals_arrangement(ray_cluster, tiny_model, tracki
 def test_non_finite_loss_fails_the_trial_with_the_step_and_items(ray_cluster, tiny_model, tracking_uri, tmp_path):
     # An absurd learning rate blows the weights up after the first step; the next loss is not finite.
     train = TrainConfig(global_batch_size=8, micro_batch_size=8, eval_every=100, lr=1e30, schedule="constant")
-    client = MlflowClient(tracking_uri)
-    run_id = start_run(client, "nan-test", "nan", {})
-    inputs = _inputs(tiny_model, 32, train, tracking_uri, run_id)
+    run = start_sweep_run(tracking_uri, "nan-test", "nan", {})
+    inputs = _inputs(tiny_model, 32, train, run)
     with pytest.raises(Exception, match=r"non-finite training loss at step \d+; rank 0 items \['item-"):
         _fit(inputs, 1, tmp_path / "ray", "nan")

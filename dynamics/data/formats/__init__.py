@@ -1,37 +1,26 @@
-"""Registry of source formats (SPEC §1.2): a config says `source: niv2` and `path: …` and gets canonical rows.
+"""Data sources by name (SPEC §1.2): a config says `source: niv2` and `path: …` and gets canonical rows.
 
-A format is a loader `(LoadRequest, ProblemLog) -> list[SourcedRow]` plus a pydantic model of its options;
-a SourcedRow is (file, where, canonical row dict), so later checks (duplicate ids, a task in two splits) can
-name both places.
-Loaders check each row with `checked_row`, so a bad row is named (file, row/line, field) or, when lenient,
-skipped and reported. Modules register on import; `load_formats()` imports them all.
+A format is a loader `(LoadRequest, ProblemLog) -> list[SourcedRow] | ArrowRows` plus a pydantic model of its
+options, registered in `FORMATS` by the module that defines it (every module of this package is imported on
+the first lookup, so a new format is one new module). A SourcedRow is (file, where, canonical row dict), so
+later checks (duplicate ids, a task in two splits) can name both places. Loaders check each row with
+`checked_row`, so a bad row is named (file, row/line, field) or, when lenient, skipped and reported.
 """
 
 from __future__ import annotations
 
 import bisect
-import difflib
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dynamics.data.problems import DataError, DataProblem, ProblemLog
 from dynamics.data.schema import row_problem
-
-FORMAT_MODULES = (
-    "dynamics.data.formats.canonical",
-    "dynamics.data.formats.doit",
-    "dynamics.data.formats.niv2",
-    "dynamics.data.formats.sharegpt",
-    "dynamics.data.formats.flan_mini",
-    "dynamics.data.formats.norobots",
-    "dynamics.data.formats.alpaca",
-    "dynamics.data.formats.p3",
-)
+from dynamics.names import closest
+from dynamics.registry import Registry
 
 
 class NoOptions(BaseModel):
@@ -48,6 +37,7 @@ class LoadRequest:
     name: str  # written to the `source` column
     options: BaseModel
     hub_config: str | None = None
+    seed: int = 0  # for formats that generate their rows (the built-in tasks); file formats ignore it
 
 
 SourcedRow = tuple[str, str, dict[str, Any]]  # (file, "line 3" / "row 3", canonical row)
@@ -75,14 +65,31 @@ class Format:
     name: str
     loader: Loader
     options: type[BaseModel]
-    disjoint_tasks: bool  # zero-shot sources hold whole tasks out; Study A's test shares its abilities
+    disjoint_tasks: bool  # zero-shot sources hold whole tasks out; Study A's test shares its categories
+    reads_files: bool  # False for a generator: it needs no `path`, and its rows are not cached by file content
+
+    def check_options(self, options: Mapping[str, Any]) -> BaseModel:
+        """`options` validated by the format's model; ValueError naming each bad `options.<key>` otherwise."""
+        try:
+            return self.options.model_validate(dict(options))
+        except ValidationError as error:
+            problems = []
+            for problem in error.errors():
+                key = ".".join(map(str, problem["loc"]))
+                hint = ""
+                if problem["type"] == "extra_forbidden":
+                    valid = list(self.options.model_fields)
+                    close = closest(key, valid)
+                    hint = f"; did you mean '{close}'?" if close else f"; valid: {', '.join(valid) or 'none'}"
+                problems.append(f"options.{key}: {problem['msg']}{hint}")
+            raise ValueError(f"source '{self.name}': {'; '.join(problems)}") from None
 
 
-FORMATS: dict[str, Format] = {}
+FORMATS: Registry[Format] = Registry("data source", discover=__name__)
 
 
 def register_format(
-    name: str, options: type[BaseModel] = NoOptions, disjoint_tasks: bool = True
+    name: str, options: type[BaseModel] = NoOptions, disjoint_tasks: bool = True, reads_files: bool = True
 ) -> Callable[[Loader], Loader]:
     """Register `loader` under `name`; names are unique.
 
@@ -90,28 +97,10 @@ def register_format(
     """
 
     def decorate(loader: Loader) -> Loader:
-        if name in FORMATS:
-            raise ValueError(f"a format named {name!r} is already registered")
-        FORMATS[name] = Format(name, loader, options, disjoint_tasks)
+        FORMATS.add(name, Format(name, loader, options, disjoint_tasks, reads_files))
         return loader
 
     return decorate
-
-
-def load_formats() -> dict[str, Format]:
-    for module in FORMAT_MODULES:
-        importlib.import_module(module)
-    return FORMATS
-
-
-def get_format(name: str) -> Format:
-    """The registered format `name`; an unknown name lists the valid ones and the closest match."""
-    formats = load_formats()
-    if name not in formats:
-        close = difflib.get_close_matches(name, list(formats), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown data source {name!r}; registered: {', '.join(sorted(formats))}{hint}")
-    return formats[name]
 
 
 def checked_row(row: dict[str, Any], file: str, where: str, log: ProblemLog) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dynamics.data.formats import LoadRequest, SourcedRow, get_format
+from dynamics.data.formats import FORMATS, LoadRequest, SourcedRow
 from dynamics.data.problems import DataError, ProblemLog
 
 SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
@@ -32,9 +32,14 @@ BadRecords = Mapping[str, tuple[Any, str, str]]
 
 def load_format_rows(name: str, location: Path | str, log: ProblemLog, **options: Any) -> list[SourcedRow]:
     """The rows format `name` loads from `location` with `options`, its problems going to `log`."""
-    data_format = get_format(name)
+    data_format = FORMATS.get(name)
     request = LoadRequest(str(location), name, data_format.options(**options))
     return data_format.loader(request, log)  # type: ignore[return-value]  # these formats give lists
+
+
+def check_options(name: str, **options: Any) -> None:
+    """Validate `options` for format `name` as the planning step does (ValueError naming `options.<key>`)."""
+    FORMATS.get(name).check_options(options)
 
 
 def load_format(

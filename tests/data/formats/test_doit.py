@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from format_helpers import load_format_rows
+from format_helpers import check_options, load_format_rows
 
-from dynamics.config import DataConfig, parse_config
+from dynamics.config import ConfigError, parse_config
 from dynamics.data.formats.doit import DoitOptions
 from dynamics.data.problems import DataError, ProblemLog
 from dynamics.data.schema import to_table
+from dynamics.sweep.plan import check_names
 
 ALL_POOLS = ["curated/full", "curated/valid", "curated/test", "synthetic/40960"]
 
@@ -256,13 +257,13 @@ def test_unknown_pool_is_a_config_error_naming_the_key(root: Path) -> None:
         "grid": {"model": ["m"]},
         "data": {"source": "doit", "path": str(root), "options": {"pools": ["curated/full", "curated/ood"]}},
     }
-    with pytest.raises(ValueError, match=r"options\.pools: .*unknown pool\(s\) \['curated/ood'\]"):
-        parse_config(raw, origin="study.yaml")
+    with pytest.raises(ConfigError, match=r"study.yaml: key 'data.options': .*options\.pools: .*\['curated/ood'\]"):
+        check_names(parse_config(raw, origin="study.yaml"), origin="study.yaml")
 
 
 def test_options_reject_unknown_keys_and_splits(root: Path) -> None:
     with pytest.raises(ValueError, match="pool"):
-        DataConfig(source="doit", path=str(root), options={"pool": ["curated/full"]})
+        check_options("doit", pool=["curated/full"])
     with pytest.raises(ValueError, match="splits must be one of"):
         DoitOptions(split_of_pool={"curated/full": "training"}, pools=["curated/full"])
     with pytest.raises(ValueError, match="listed twice"):

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from format_helpers import check_bad_record_named, load_bad_records_leniently, load_format, load_in_both_listing_orders
+from format_helpers import (
+    check_bad_record_named,
+    check_options,
+    load_bad_records_leniently,
+    load_format,
+    load_in_both_listing_orders,
+)
 from format_helpers import write_json as _write
 
 from dynamics.config import DataConfig
@@ -118,11 +124,11 @@ def test_record_without_id_gets_a_derived_one(tmp_path: Path) -> None:
 
 def test_split_options_are_checked() -> None:
     with pytest.raises(ValueError, match="either split_file or train_tasks/test_tasks"):
-        DataConfig(source="flan_mini", path="x", options={"split_file": "s.json", "train_tasks": "t.txt"})
+        check_options("flan_mini", split_file="s.json", train_tasks="t.txt")
     with pytest.raises(ValueError, match="train_tasks and test_tasks go together"):
-        DataConfig(source="flan_mini", path="x", options={"train_tasks": "t.txt"})
+        check_options("flan_mini", train_tasks="t.txt")
     with pytest.raises(ValueError, match="max_turns"):
-        DataConfig(source="flan_mini", path="x", options={"max_turns": 0})
+        check_options("flan_mini", max_turns=0)
 
 
 def test_task_in_both_lists_is_named(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from format_helpers import SHARED_DATA
-from pydantic import ValidationError
 
 from dynamics.config import DataConfig
 from dynamics.data.formats.niv2 import build_prompt, count_words, fit_prompts
@@ -236,11 +235,11 @@ def test_task_in_two_split_files_names_both_lines(tmp_path: Path) -> None:
 
 def test_unknown_split_name_in_options_names_the_option(tmp_path: Path) -> None:
     root = _small(tmp_path)
-    with pytest.raises(ValidationError) as caught:
-        _niv2(root, split_files={"dev": "dev_tasks.txt"})
+    with pytest.raises(ValueError) as caught:
+        load_examples(_niv2(root, split_files={"dev": "dev_tasks.txt"}), seed=0)
     assert "options.split_files" in str(caught.value) and "'dev'" in str(caught.value)
-    with pytest.raises(ValidationError, match="options.max_source_token"):
-        _niv2(root, max_source_token=10)
+    with pytest.raises(ValueError, match="options.max_source_token: .*did you mean 'max_source_tokens'"):
+        load_examples(_niv2(root, max_source_token=10), seed=0)
 
 
 def test_tokenizer_counts_tokens(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ import pytest
 from format_helpers import (
     SHARED_DATA,
     check_bad_record_named,
+    check_options,
     load_bad_records_leniently,
     load_format,
     load_in_both_listing_orders,
 )
 from format_helpers import write_json as _write
 
-from dynamics.config import DataConfig
 from dynamics.data.problems import DataError
 from dynamics.data.schema import CANONICAL_SCHEMA, to_table
 
@@ -210,6 +210,6 @@ def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.
     assert [row["id"] for row in expected] == ["chat97", "sharegpt-a-1", "chat98", "sharegpt-b-1"]
 
 
-def test_unknown_option_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="keep_sytem"):
-        DataConfig(source="sharegpt", path=str(tmp_path), options={"keep_sytem": True})
+def test_unknown_option_is_an_error_with_the_closest_option() -> None:
+    with pytest.raises(ValueError, match="options.keep_sytem: .*did you mean 'keep_system'"):
+        check_options("sharegpt", keep_sytem=True)

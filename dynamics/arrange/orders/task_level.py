@@ -1,8 +1,8 @@
-"""Task-level orderings of training items (SPEC §2, "Task-level permutations" and "Granularity").
+"""Task-level orders of training items (SPEC §2, "Task-level permutations" and "Granularity").
 
 Each function maps rows of (id, task[, vector]) to an (N,) int64 permutation of the positions 0..N-1:
-`ids[perm]` is the training order. Like the instance orderings in `orderings.py`, the result depends only
-on the set of rows and the seed, never on the order the rows arrive in.
+`ids[perm]` is the training order. Like the instance orders in `wsd.py`, the result depends only on the set
+of rows and the seed, never on the order the rows arrive in.
 
 - ``round_robin``: tasks in a seeded order; each pass takes the next item of every task that still has one.
 - ``cluster``: all items of a task together, tasks in the same seeded order as ``round_robin``.
@@ -14,20 +14,21 @@ The seeded task order is ``np.random.default_rng(seed).permutation`` applied to 
 Within a task, items keep their *sampling order*: ascending id, or ascending `within_task` position when
 that (N,) integer array is given (positions must then be unique within each task).
 
-    from dynamics.arrange.task_orders import round_robin
+    from dynamics.arrange.orders.task_level import round_robin
     perm = round_robin(ids, tasks, seed=0)
     ordered_ids = [ids[i] for i in perm]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from dynamics.arrange.orderings import check_unique_ids, string_array
+from dynamics.arrange.orders import ORDERS, Order, Ordered, ScoredInputs
 from dynamics.arrange.similarity import l2_normalise, score
+from dynamics.ids import check_unique_ids, shuffled_by_id, string_array
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,7 @@ def cluster(ids: Sequence[str], tasks: Sequence[str], seed: int, within_task: np
 def task_random(ids: Sequence[str], tasks: Sequence[str], seed: int) -> np.ndarray:
     """A seeded shuffle of all items taken in id order; `tasks` is only checked, not used."""
     rows = _validated(ids, tasks, None)
-    by_id = np.argsort(rows.ids, kind="stable").astype(np.int64)
-    return by_id[np.random.default_rng(seed).permutation(by_id.shape[0])]
+    return shuffled_by_id(rows.ids, seed)
 
 
 def _task_means(rows: _Rows, train: np.ndarray) -> np.ndarray:
@@ -172,3 +172,41 @@ def coarse_nft(
     if reverse:
         task_order = task_order[::-1].copy()
     return _clustered(rows, task_order)
+
+
+def _coarse(reverse: bool) -> Callable[[ScoredInputs], Ordered]:
+    def arrange(inputs: ScoredInputs) -> Ordered:
+        settings = inputs.settings
+        return Ordered(
+            coarse_nft(
+                inputs.ids, inputs.tasks, inputs.train, inputs.test, inputs.seed,
+                w_min=settings.w_min, w_avg=settings.w_avg, reverse=reverse,
+            )  # fmt: skip
+        )
+
+    return arrange
+
+
+ORDERS.add(
+    "round_robin",
+    Order(
+        "one item of every task per pass, tasks in a seeded order",
+        lambda inputs: Ordered(round_robin(inputs.ids, inputs.tasks, inputs.seed)),
+    ),
+)
+ORDERS.add(
+    "cluster",
+    Order(
+        "all items of a task together, tasks in round_robin's seeded order",
+        lambda inputs: Ordered(cluster(inputs.ids, inputs.tasks, inputs.seed)),
+    ),
+)
+ORDERS.add(
+    "task_random",
+    Order(
+        "a seeded shuffle of the items in id order (Study B's task-level random)",
+        lambda inputs: Ordered(task_random(inputs.ids, inputs.tasks, inputs.seed)),
+    ),
+)
+ORDERS.add("coarse_nft", Order("tasks by ascending WSD of their mean embedding, then their items", _coarse(False)))
+ORDERS.add("coarse_fft", Order("coarse_nft's tasks in reverse, each task's items in sampling order", _coarse(True)))

@@ -1,7 +1,7 @@
-"""Tests for dynamic padding and token NLL (dynamics.train.batching) and per-task test loss
+"""Tests for dynamic padding and token NLL (dynamics.text.batching) and per-task test loss
 (dynamics.evaluate.loss, SPEC §4).
 
-Run: `python -m pytest -q tests/train/test_batching.py`
+Run: `python -m pytest -q tests/text/test_batching.py`
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from dynamics.evaluate import loss
-from dynamics.train.batching import collate, token_nll
-from dynamics.train.template import IGNORE_INDEX, EncodedExample
+from dynamics.text.batching import collate, token_nll
+from dynamics.text.encoding import IGNORE_INDEX, EncodedExample
 
 PAD = 0
 VOCAB = 7

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from dynamics.train.template import IGNORE_INDEX, EncodedExample
+from dynamics.text.encoding import IGNORE_INDEX, EncodedExample
 
 
 def collate(examples: Sequence[EncodedExample], pad_token_id: int) -> dict[str, torch.Tensor]:

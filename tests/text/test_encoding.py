@@ -1,6 +1,6 @@
-"""Tests for chat templates and reply-only loss masks (dynamics.train.template, SPEC §3).
+"""Tests for reply-only loss masks under each registered template (dynamics.text.encoding, SPEC §3).
 
-Run: `python -m pytest -q tests/train/test_template.py`
+Run: `python -m pytest -q tests/text/test_encoding.py`
 """
 
 from __future__ import annotations
@@ -8,8 +8,11 @@ from __future__ import annotations
 import pytest
 from transformers import PreTrainedTokenizerBase
 
-from dynamics.models import ROLE_TOKENS, builtin_tokenizer
-from dynamics.train.template import IGNORE_INDEX, EncodedExample, encode
+from dynamics.models import builtin_tokenizer
+from dynamics.text.encoding import IGNORE_INDEX, EncodedExample
+from dynamics.text.encoding import encode as encode_with
+from dynamics.text.templates import STUDY_A_ROLE_TOKENS as ROLE_TOKENS
+from dynamics.text.templates import TEMPLATES
 
 SINGLE = [{"role": "user", "content": "Add 2 and 3."}, {"role": "assistant", "content": "5, café ✓"}]
 MULTI = [
@@ -37,6 +40,11 @@ def _spans(example: EncodedExample) -> list[tuple[bool, list[int]]]:
         else:
             spans.append((is_target, [token]))
     return spans
+
+
+def encode(messages: list[dict], tokenizer: PreTrainedTokenizerBase, template: str, max_length: int):
+    """`encode` under the template registered as `template`."""
+    return encode_with(messages, tokenizer, TEMPLATES.get(template), max_length)
 
 
 def _text(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
@@ -148,8 +156,3 @@ def test_truncation_that_removes_every_reply_token_returns_none(
     prompt_length = next(i for i, label in enumerate(full.labels) if label != IGNORE_INDEX)
     assert encode(conversation, tokenizer, template, max_length=prompt_length) is None
     assert encode(conversation, tokenizer, template, max_length=prompt_length + 1) is not None
-
-
-def test_unknown_template_is_rejected(tokenizer: PreTrainedTokenizerBase) -> None:
-    with pytest.raises(ValueError, match="unknown template 'chatml'"):
-        encode(SINGLE, tokenizer, "chatml", max_length=64)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamics.arrange.task_orders import cluster, coarse_nft, round_robin, task_random
+from dynamics.arrange.orders.task_level import cluster, coarse_nft, round_robin, task_random
 
 # Three tasks of unequal sizes. Sampling order is ascending id, so "a-10" comes before "a-2".
 # default_rng(3).permutation(3) == [2, 1, 0]: seed 3 puts the sorted names (alpha, beta, gamma) as

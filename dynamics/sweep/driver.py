@@ -1,0 +1,115 @@
+"""The study driver: plan → load → arrange → train (a Tune grid of Train trials) → track → report.
+
+All validation (names, data splits, volumes, models) happens before Ray starts, so a malformed study fails
+in a second with a message, not after minutes of cluster work. The sweep's MLflow run never stays RUNNING:
+it ends FINISHED, FAILED (an error, or any failed trial) or KILLED (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dynamics.arrange.artifact import read_derived
+from dynamics.arrange.stage import build_arrangements
+from dynamics.config import GRID_FACTORS, SweepConfig, TrialFactors
+from dynamics.report import report_sweep
+from dynamics.sweep.payload import POOL_COLUMNS, TEST_COLUMNS, ShippedArrangement, SweepPayload
+from dynamics.sweep.plan import arrangements_needed
+from dynamics.sweep.runtime import prepare_environment, start_ray
+from dynamics.sweep.study import prepare
+from dynamics.tracking import ends_on_error, start_sweep_run
+from dynamics.train.trial import run_trial
+
+log = logging.getLogger(__name__)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(error: BaseException) -> str:
+    """The line a person needs from a trial's error: Ray wraps a worker's exception in the remote traceback,
+    whose last line is the original "ValueError: …"."""
+    lines = [line.strip() for line in _ANSI.sub("", str(error)).splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last if re.match(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b", last) else f"{type(error).__name__}: {last}"
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    parent_run_id: str
+    tracking_uri: str
+    num_trials: int
+    failed_trials: int
+    wall_s: float
+    summary: dict[str, Any] | None  # the report; None when no trial finished
+    first_error: str | None = None  # of the first failed trial, for a one-line summary
+
+
+def tune_trial(factors: dict[str, Any], payload: SweepPayload) -> None:
+    """The Tune function: one grid point, one trial, its final metrics reported to Tune."""
+    from ray import tune
+
+    started = time.time()
+    metrics = run_trial(payload.trial(TrialFactors.model_validate(factors)), started)
+    tune.report(metrics | {"trial_wall_s": time.time() - started})
+
+
+def run_sweep(config: SweepConfig, origin: str = "<config>") -> SweepResult:
+    """Run the whole study and return where its results are."""
+    started = time.perf_counter()
+    worker_env = prepare_environment(config.scaling.use_gpu)
+    study = prepare(config, origin)
+    config = study.config  # volumes resolved against the loaded pool
+    from ray import tune
+
+    start_ray(worker_env)
+    wanted = arrangements_needed(study.trials)
+    refs = build_arrangements(study.train_pool, study.test, config.arrange, wanted, study.workdir)
+    grid = config.grid.values()
+    sweep_run = start_sweep_run(
+        study.tracking_uri,
+        config.tracking.experiment,
+        config.name,
+        params={f"grid.{factor}": json.dumps(values) for factor, values in grid.items()}
+        | {"num_trials": len(study.trials), "data.source": config.data.source},
+    )
+    with ends_on_error(sweep_run):
+        config_path = study.workdir / "sweep_config.json"
+        config_path.write_text(json.dumps(config.model_dump(), indent=2) + "\n")
+        sweep_run.log_artifact(config_path)
+        for ref in refs.values():
+            sweep_run.log_artifacts(ref.folder, artifact_path=f"arrangements/{Path(ref.folder).name}")
+        payload = SweepPayload(
+            config=config,
+            train_pool=study.train_pool.select(list(POOL_COLUMNS)),
+            test=study.test.select(list(TEST_COLUMNS)),
+            arrangements={
+                key: ShippedArrangement(ref, Path(ref.order_path).read_bytes(), read_derived(ref))
+                for key, ref in refs.items()
+            },
+            models=study.models,
+            sweep_run=sweep_run,
+            storage_path=study.storage_path,
+        )
+        tuner = tune.Tuner(
+            tune.with_resources(tune.with_parameters(tune_trial, payload=payload), {"CPU": 0.01}),
+            param_space={factor: tune.grid_search(grid[factor]) for factor in GRID_FACTORS},
+            tune_config=tune.TuneConfig(max_concurrent_trials=config.scaling.max_concurrent_trials),
+            run_config=tune.RunConfig(name=f"{config.name}-{sweep_run.run_id[:8]}", storage_path=study.storage_path),
+        )
+        results = tuner.fit()
+        errors = [result.error for result in results if result.error is not None]
+        finished = len(results) - len(errors)
+        summary = report_sweep(sweep_run, study.workdir / "report" / sweep_run.run_id) if finished else None
+        wall_s = time.perf_counter() - started
+        sweep_run.log_metric("sweep_wall_s", wall_s)
+    first_error = one_line(errors[0]) if errors else None
+    if errors:
+        sweep_run.fail(f"{len(errors)} of {len(results)} trials failed; first: {first_error}")
+    else:
+        sweep_run.finish()
+    return SweepResult(sweep_run.run_id, study.tracking_uri, len(results), len(errors), wall_s, summary, first_error)

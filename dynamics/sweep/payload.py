@@ -1,0 +1,88 @@
+"""What every trial of a sweep shares, typed end to end, and how one grid point becomes a `TrialSpec`.
+
+The payload goes once into Ray's object store (`tune.with_parameters`); each Tune trial turns its grid point
+into a spec there. Arrangements travel as Parquet bytes and the data as Arrow tables: a trial may run on a
+node that cannot see the driver's disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dynamics.arrange.artifact import ArrangementKey, ArrangementRef
+from dynamics.config import SweepConfig, TrialFactors
+from dynamics.io import table_from_parquet_bytes
+from dynamics.models import ModelSource
+from dynamics.tracking import TrackedRun
+from dynamics.train.trial import TrialSpec
+
+POOL_COLUMNS = ("id", "messages")
+TEST_COLUMNS = ("id", "task", "category", "messages")
+
+
+@dataclass(frozen=True)
+class ShippedArrangement:
+    """An arrangement as trials receive it: where it lives, its order's bytes, and values derived on the way."""
+
+    ref: ArrangementRef
+    order: bytes  # order.parquet
+    derived: dict[str, Any]  # arrangement.json "derived": WSD weights, TMA round statistics
+
+
+def trial_name(factors: TrialFactors) -> str:
+    """The child run's name: its factors, shortest first."""
+    return f"{factors.model}-v{factors.volume}-{factors.permutation}-s{factors.seed}"
+
+
+@dataclass(frozen=True)
+class SweepPayload:
+    config: SweepConfig
+    train_pool: pa.Table  # POOL_COLUMNS of every training example
+    test: pa.Table  # TEST_COLUMNS of every test example
+    arrangements: dict[ArrangementKey, ShippedArrangement]
+    models: dict[str, ModelSource]
+    sweep_run: TrackedRun
+    storage_path: str
+
+    def trial(self, factors: TrialFactors) -> TrialSpec:
+        """The spec of the trial at grid point `factors`."""
+        config = self.config
+        shipped = self.arrangements[ArrangementKey(factors.volume, factors.permutation, factors.seed)]
+        order_ids = table_from_parquet_bytes(shipped.order).column("id")
+        rows = pc.index_in(order_ids, value_set=self.train_pool.column("id"))
+        if rows.null_count:
+            raise ValueError(f"arrangement {shipped.ref.folder} names items that are not in the training pool")
+        source = self.models[factors.model]
+        params = factors.model_dump() | {
+            "num_workers": config.scaling.num_workers,
+            "zero_stage": config.train.zero_stage,
+            "global_batch_size": config.train.global_batch_size,
+            "lr": config.train.lr,
+            "template": config.train.template,
+            "model_source": source.model,
+            "num_parameters": source.num_parameters or "unknown",
+            "arrangement_size": shipped.ref.size,
+        }
+        params |= {f"arrangement_{name}": value for name, value in shipped.derived.items()}
+        tags = {
+            "arrangement_hash": shipped.ref.content_hash,
+            "arrangement_path": shipped.ref.folder,
+            "sweep": config.name,
+        }
+        return TrialSpec(
+            name=trial_name(factors),
+            sweep_name=config.name,
+            params=params,
+            tags=tags,
+            model=source,
+            train=config.train,
+            scaling=config.scaling,
+            arranged=self.train_pool.take(rows),
+            test=self.test,
+            sweep_run=self.sweep_run,
+            storage_path=self.storage_path,
+        )

@@ -1,0 +1,77 @@
+"""Planning a sweep: every name in the config resolved, volumes fixed, the trial table built — before any work.
+
+`check_names` runs first and in milliseconds: an unknown data source, template or permutation (or options a
+source does not take) is a `ConfigError` naming the file and the key, so a typo costs a second, not a start
+of Ray. Volumes need the loaded pool (`'all'`, and a volume larger than the pool); the trial table is the
+grid's points with volumes fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dynamics.arrange.artifact import ArrangementKey
+from dynamics.arrange.orders import permutation
+from dynamics.config import ConfigError, DataConfig, EvalSourceConfig, SweepConfig, TrialFactors
+from dynamics.data.formats import FORMATS
+from dynamics.data.problems import DataError
+from dynamics.registry import UnknownName
+from dynamics.text.templates import TEMPLATES
+
+
+def _source_problems(key: str, source: DataConfig | EvalSourceConfig) -> list[tuple[str, str]]:
+    """(key, message) for an unknown source, a missing path, or options the source does not take."""
+    try:
+        data_format = FORMATS.get(source.source)
+    except UnknownName as error:
+        return [(f"{key}.source", str(error))]
+    problems = []
+    if data_format.reads_files and not source.path:
+        problems.append((f"{key}.path", f"source '{source.source}' needs a local path or a hub dataset name"))
+    try:
+        data_format.check_options(source.options)
+    except ValueError as error:
+        problems.append((f"{key}.options", str(error)))
+    return problems
+
+
+def check_names(config: SweepConfig, origin: str = "<config>") -> None:
+    """ConfigError listing every name of `config` that no registry knows, each with its file and key."""
+    problems = _source_problems("data", config.data)
+    if config.data.test_source is not None:
+        problems += _source_problems("data.test_source", config.data.test_source)
+    try:
+        TEMPLATES.get(config.train.template)
+    except UnknownName as error:
+        problems.append(("train.template", str(error)))
+    for name in config.grid.permutation:
+        try:
+            permutation(name)
+        except ValueError as error:  # UnknownName included
+            problems.append(("grid.permutation", str(error)))
+    if problems:
+        raise ConfigError("\n".join(f"{origin}: key '{key}': {message}" for key, message in problems))
+
+
+def resolve_volumes(config: SweepConfig, pool_size: int) -> SweepConfig:
+    """'all' becomes the pool size; a volume larger than the pool is an error naming both numbers."""
+    volumes = [pool_size if volume == "all" else volume for volume in config.grid.volume]
+    too_large = [volume for volume in volumes if volume > pool_size]
+    if too_large:
+        raise DataError(
+            f"grid.volume: {max(too_large)} exceeds the {pool_size} training examples of data source "
+            f"'{config.data.source}'"
+        )
+    grid = config.grid.model_copy(update={"volume": sorted(set(volumes), key=volumes.index)})
+    return config.model_copy(update={"grid": grid})
+
+
+def trial_table(config: SweepConfig) -> list[TrialFactors]:
+    """One row per trial (volumes resolved first)."""
+    return config.grid.points()
+
+
+def arrangements_needed(trials: Sequence[TrialFactors]) -> list[ArrangementKey]:
+    """The arrangements the trials train on, each once (models share them), in the trials' order."""
+    keys = (ArrangementKey(trial.volume, trial.permutation, trial.seed) for trial in trials)
+    return list(dict.fromkeys(keys))

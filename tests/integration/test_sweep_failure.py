@@ -1,0 +1,42 @@
+"""A sweep whose every trial fails: its runs end FAILED with the error, and the CLI says so in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from dynamics.cli import main
+from dynamics.tracking import TrackedRun, child_runs, default_tracking_uri
+
+OFFLINE = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "offline.yaml"
+
+
+def test_all_trials_failing_ends_the_sweep_failed_with_one_line(ray_cluster, tmp_path, capsys):
+    work = tmp_path / "work"
+    overrides = {
+        "workdir": str(work),
+        "data.options.per_train_task": 1,
+        "data.options.per_test_task": 1,
+        "grid.volume": "[16]",
+        "grid.model": "[tiny-0.5m]",
+        "grid.permutation": "[nft]",
+        "train.max_length": "8",  # every prompt is longer: no example keeps a reply token, so training cannot start
+    }
+    argv = ["sweep", "--config", str(OFFLINE)]
+    for key, value in overrides.items():
+        argv += ["--set", f"{key}={value}"]
+    assert main(argv) == 1
+
+    ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sweep failed:")]
+    assert len(ours) == 1
+    assert "all 1 trials failed" in ours[0] and "cannot fill one global batch" in ours[0] and "FAILED" in ours[0]
+
+    client = MlflowClient(default_tracking_uri(work))
+    parent = client.search_runs(
+        [client.get_experiment_by_name("dynamics-offline").experiment_id], "tags.`mlflow.parentRunId` IS NULL"
+    )
+    assert len(parent) == 1 and parent[0].info.status == "FAILED"
+    assert "1 of 1 trials failed" in parent[0].data.tags["error"]
+    (trial,) = child_runs(TrackedRun(default_tracking_uri(work), parent[0].info.run_id))
+    assert trial.info.status == "FAILED" and "cannot fill one global batch" in trial.data.tags["error"]

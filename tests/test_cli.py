@@ -1,0 +1,63 @@
+"""The command line (dynamics.cli): help that lists what a config can name, `config show`, exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dynamics.arrange.orders import ORDERS
+from dynamics.cli import main
+from dynamics.data.formats import FORMATS
+from dynamics.text.templates import TEMPLATES
+
+OFFLINE = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "offline.yaml"
+
+
+def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--help"])
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_top_level_help_lists_every_registered_name(capsys: pytest.CaptureFixture[str]) -> None:
+    text = _help([], capsys)
+    for command in ("sweep", "arrange", "report", "data", "config"):
+        assert command in text
+    assert f"data.source: {', '.join(FORMATS.names())}" in text
+    assert f"train.template: {', '.join(TEMPLATES.names())}" in text
+    assert f"grid.permutation: {', '.join(ORDERS.names())}" in text
+    assert "tma_min[0:5]" in text and "figures: test_loss_vs_step" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "listed", "not_listed"),
+    [
+        (["sweep"], ["data.source", "train.template", "grid.permutation"], []),
+        (["arrange"], ["grid.permutation"], ["train.template"]),
+        (["data", "inspect"], ["data.source", "train.template"], ["grid.permutation"]),
+        (["config", "show"], ["data.source", "grid.permutation"], []),
+    ],
+)
+def test_each_command_lists_the_names_it_can_take(
+    argv: list[str], listed: list[str], not_listed: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = _help(argv, capsys)
+    assert all(f"{key}: " in text for key in listed)
+    assert not any(f"{key}: " in text for key in not_listed)
+
+
+def test_config_show_prints_resolved_values_with_their_descriptions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "show", str(OFFLINE), "--set", "train.lr=0.01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    lr = next(line for line in lines if line.strip().startswith("lr:"))
+    assert lr.split("#")[0].strip() == "lr: 0.01" and "# Peak learning rate." in lr
+    assert any(line.startswith("  options: {\"per_train_task\": 40") for line in lines)
+    assert any(line.startswith("  tiny-2m:") for line in lines)  # model entries nest under `models`
+    assert [line for line in lines if "#" not in line] == []  # every section and field says what it is
+
+
+def test_config_show_fails_like_a_sweep_on_an_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "show", str(OFFLINE), "--set", "train.template=study_c"]) == 2
+    assert "key 'train.template': unknown template 'study_c'" in capsys.readouterr().err
