@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -27,7 +28,7 @@ from dynamics.io import cache_key, temporary_sibling
 from dynamics.text.templates import STUDY_A_ROLE_TOKENS, Template
 
 BUILTIN_SEED = 1234
-BUILTIN_MODEL_VERSION = 1  # bump when the same sizes and seed would build other weights
+BUILTIN_MODEL_VERSION = 2  # bump when the same sizes and seed would build other weights
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,20 @@ def materialise(key: str, config: ModelConfig, workdir: Path) -> ModelSource:
     return _saved_builtin(config.builtin, folder)
 
 
+def _write_pretrained(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
+    """The files `from_pretrained` reads (config, generation config, safetensors weights, tokenizer), on any rank.
+
+    `save_pretrained` writes weights and config only on rank 0 once torch.distributed is initialised, as it is
+    in a training worker: a node whose first worker to get here is another rank would publish a folder with a
+    tokenizer and no model. These library calls write the same files whatever the rank.
+    """
+    model.config.architectures = [type(model).__name__]
+    model.config.save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+    save_file(model.state_dict(), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer.save_pretrained(folder)
+
+
 def _saved_builtin(config: BuiltinModelConfig, folder: Path) -> ModelSource:
     marker = folder / "num_parameters.txt"
     if not marker.exists():
@@ -92,8 +107,7 @@ def _saved_builtin(config: BuiltinModelConfig, folder: Path) -> ModelSource:
         # Written beside and renamed into place, so workers saving the same model at once never see half a folder.
         partial = temporary_sibling(folder)
         partial.mkdir(parents=True)
-        model.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
+        _write_pretrained(model, tokenizer, partial)
         (partial / marker.name).write_text(str(model.num_parameters()))
         try:
             partial.rename(folder)

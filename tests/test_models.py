@@ -55,3 +55,17 @@ def test_a_lost_race_to_save_keeps_the_winner(tmp_path: Path, monkeypatch: pytes
     assert Path(loser.model).name == Path(winner.model).name and loser.num_parameters == winner.num_parameters
     assert not list((tmp_path / "loser" / "models").glob("*.partial-*"))
 
+
+def test_a_worker_of_any_rank_saves_a_whole_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Inside Ray Train, torch.distributed is initialised; transformers' own save writes weights only on rank 0.
+    import transformers.distributed.mixin as distributed
+
+    monkeypatch.setattr(distributed, "_is_torch_distributed_initialized", lambda: True)
+    monkeypatch.setattr(distributed, "_get_torch_distributed_rank", lambda: 1)
+    source = models.materialise("tiny", TINY, tmp_path / "rank1")
+    written = {path.name for path in Path(source.model).iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer_config.json"} <= written
+    monkeypatch.undo()
+    reference = models.build_builtin_model(TINY.builtin, vocab_size=len(models.builtin_tokenizer()))
+    weights = _weights(source.model)
+    assert all(torch.equal(weights[name], tensor) for name, tensor in reference.state_dict().items())
