@@ -56,10 +56,9 @@ class Registry(Generic[T]):
         self._entries[name] = entry
 
     def alias(self, name: str, target: str) -> None:
-        """Make `name` another name of the entry registered as `target` (kept for configs that use it)."""
+        """Make `name` another name of the entry registered as `target` (which may be registered later, by
+        another module of the same package); a lookup of an alias whose target never came is an error."""
         self._check_free(name)
-        if target not in self._entries:
-            raise UnknownName(self.kind, target, sorted(self._entries))
         self._aliases[name] = target
 
     def get(self, name: str) -> T:
@@ -72,7 +71,10 @@ class Registry(Generic[T]):
         if name in self._entries:
             return name
         if name in self._aliases:
-            return self._aliases[name]
+            target = self._aliases[name]
+            if target not in self._entries:
+                raise UnknownName(self.kind, target, sorted(self._entries))
+            return target
         raise UnknownName(self.kind, name, self.names())
 
     def names(self) -> list[str]:

@@ -49,8 +49,15 @@ def test_names_are_unique_across_entries_and_aliases() -> None:
     colours.alias("azure", "blue")
     with pytest.raises(ValueError, match="'azure' is already registered"):
         colours.add("azure", 4)
+
+
+def test_an_alias_may_name_an_entry_registered_later_but_never_a_missing_one() -> None:
+    colours: Registry[int] = Registry("colour")
+    colours.alias("marine", "navy")  # the module registering "navy" may be imported after this one
     with pytest.raises(UnknownName, match="unknown colour 'navy'"):
-        colours.alias("marine", "navy")
+        colours.get("marine")
+    colours.add("navy", 5)
+    assert colours.get("marine") == 5
 
 
 def test_an_alias_resolves_to_its_entry_and_is_listed() -> None:
