@@ -6,7 +6,8 @@ of rows and the seed, never on the order the rows arrive in.
 
 - ``round_robin``: tasks in a seeded order; each pass takes the next item of every task that still has one.
 - ``cluster``: all items of a task together, tasks in the same seeded order as ``round_robin``.
-- ``task_random``: a seeded shuffle of all items taken in id order (Study B's task-level "random").
+- ``task_random``: Study B's task-level "random", a seeded shuffle of all items taken in id order; that is
+  ``rt`` exactly, so it is registered as another name of ``rt``.
 - ``coarse_nft``: tasks ordered by the WSD of their mean embedding (coarse NFT, or coarse FFT when
   reversed), expanded into their items.
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from dynamics.arrange.orders import ORDERS, Order, Ordered, ScoredInputs
 from dynamics.arrange.similarity import l2_normalise, score
-from dynamics.ids import check_unique_ids, shuffled_by_id, string_array
+from dynamics.ids import check_unique_ids, string_array
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,6 @@ def cluster(ids: Sequence[str], tasks: Sequence[str], seed: int, within_task: np
     return _clustered(rows, _seeded_task_order(rows.task_names.shape[0], seed))
 
 
-def task_random(ids: Sequence[str], tasks: Sequence[str], seed: int) -> np.ndarray:
-    """A seeded shuffle of all items taken in id order; `tasks` is only checked, not used."""
-    rows = _validated(ids, tasks, None)
-    return shuffled_by_id(rows.ids, seed)
-
-
 def _task_means(rows: _Rows, train: np.ndarray) -> np.ndarray:
     """(T, d) float64 mean of each task's L2-normalised training vectors."""
     vectors = np.asarray(train)
@@ -201,12 +196,6 @@ ORDERS.add(
         lambda inputs: Ordered(cluster(inputs.ids, inputs.tasks, inputs.seed)),
     ),
 )
-ORDERS.add(
-    "task_random",
-    Order(
-        "a seeded shuffle of the items in id order (Study B's task-level random)",
-        lambda inputs: Ordered(task_random(inputs.ids, inputs.tasks, inputs.seed)),
-    ),
-)
+ORDERS.alias("task_random", "rt")
 ORDERS.add("coarse_nft", Order("tasks by ascending WSD of their mean embedding, then their items", _coarse(False)))
 ORDERS.add("coarse_fft", Order("coarse_nft's tasks in reverse, each task's items in sampling order", _coarse(True)))

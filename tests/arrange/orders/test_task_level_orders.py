@@ -6,7 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamics.arrange.orders.task_level import cluster, coarse_nft, round_robin, task_random
+from dynamics.arrange.orders import ORDERS, ScoredInputs
+from dynamics.arrange.orders.task_level import cluster, coarse_nft, round_robin
+from dynamics.arrange.similarity import score
+from dynamics.config import ArrangeConfig
 
 # Three tasks of unequal sizes. Sampling order is ascending id, so "a-10" comes before "a-2".
 # default_rng(3).permutation(3) == [2, 1, 0]: seed 3 puts the sorted names (alpha, beta, gamma) as
@@ -43,7 +46,6 @@ def run_all(ids: list[str], tasks: list[str], vectors: np.ndarray, seed: int) ->
     return {
         "round_robin": in_order(ids, round_robin(ids, tasks, seed)),
         "cluster": in_order(ids, cluster(ids, tasks, seed)),
-        "task_random": in_order(ids, task_random(ids, tasks, seed)),
         "coarse_nft": in_order(ids, coarse_nft(ids, tasks, vectors, TEST, seed)),
         "coarse_fft": in_order(ids, coarse_nft(ids, tasks, vectors, TEST, seed, reverse=True)),
     }
@@ -70,11 +72,14 @@ def test_within_task_positions_replace_id_order() -> None:
     assert in_order(IDS, cluster(IDS, TASKS, 3, within_task=within)) == ["g-1", "g-2", "b-1", "a-2", "a-10", "a-1"]
 
 
-def test_task_random_is_seeded_shuffle_of_id_order() -> None:
+def test_task_random_is_rt_under_study_bs_name() -> None:
+    assert ORDERS.canonical("task_random") == "rt" and ORDERS.get("task_random") is ORDERS.get("rt")
+    vectors = np.random.default_rng(0).normal(size=(len(IDS), TEST.shape[1])).astype(np.float32)
     sorted_ids = sorted(IDS)
     for seed in range(5):
+        inputs = ScoredInputs(IDS, TASKS, vectors, TEST, seed, ArrangeConfig(), scores=score(vectors, TEST))
         expected = [sorted_ids[i] for i in np.random.default_rng(seed).permutation(len(IDS))]
-        assert in_order(IDS, task_random(IDS, TASKS, seed)) == expected
+        assert in_order(IDS, ORDERS.get("task_random").arrange(inputs).positions) == expected
 
 
 def test_coarse_nft_orders_tasks_by_mean_embedding_wsd() -> None:
@@ -165,7 +170,6 @@ def test_all_orders_are_permutations(data: tuple[list[str], list[str], np.ndarra
     ids, tasks, vectors = data
     check_permutation(round_robin(ids, tasks, seed), len(ids))
     check_permutation(cluster(ids, tasks, seed), len(ids))
-    check_permutation(task_random(ids, tasks, seed), len(ids))
     check_permutation(coarse_nft(ids, tasks, vectors, TEST, seed), len(ids))
 
 
@@ -215,7 +219,6 @@ def test_coarse_nft_ignores_seed() -> None:
 ALL = {
     "round_robin": lambda ids, tasks: round_robin(ids, tasks, 0),
     "cluster": lambda ids, tasks: cluster(ids, tasks, 0),
-    "task_random": lambda ids, tasks: task_random(ids, tasks, 0),
     "coarse_nft": lambda ids, tasks: coarse_nft(ids, tasks, np.ones((len(ids), 3), np.float32), TEST, 0),
 }
 
