@@ -66,3 +66,16 @@ TEMPLATES.add(
         added_tokens=STUDY_A_ROLE_TOKENS,
     ),
 )
+TEMPLATES.add(
+    "alpaca",
+    Template(
+        description="Stanford Alpaca's prompt: the task preamble, '### Instruction:', then '### Response:' and EOS.",
+        user_prefix=(
+            "Below is an instruction that describes a task. Write a response that appropriately completes "
+            "the request.\n\n### Instruction:\n"
+        ),
+        user_suffix="\n\n### Response:\n",
+        reply_end=None,
+        starts_with_bos=True,
+    ),
+)

@@ -15,11 +15,11 @@ TURNS = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A.
 
 
 def test_both_studies_templates_are_registered() -> None:
-    assert {"study_a", "study_b"} <= set(TEMPLATES.names())
+    assert {"study_a", "study_b", "alpaca"} <= set(TEMPLATES.names())
 
 
 def test_unknown_template_names_the_closest_and_the_known_ones() -> None:
-    with pytest.raises(UnknownName, match=r"unknown template 'study_c'; did you mean 'study_[ab]'\? known: study_a"):
+    with pytest.raises(UnknownName, match=r"unknown template 'study_c'; did you mean 'study_[ab]'\? known: .*study_a"):
         TEMPLATES.get("study_c")
 
 
@@ -48,3 +48,21 @@ def test_a_template_adds_the_tokens_it_needs_to_any_tokenizer(tmp_path) -> None:
     assert not set(STUDY_A_ROLE_TOKENS) & set(plain.get_vocab())
     assert set(STUDY_A_ROLE_TOKENS) <= set(with_roles.get_vocab())
     assert len(with_roles) == len(plain) + len(STUDY_A_ROLE_TOKENS)
+
+
+def test_alpaca_wraps_the_instruction_in_its_preamble_and_masks_only_the_response() -> None:
+    from dynamics.text.encoding import IGNORE_INDEX, encode
+
+    tokenizer = builtin_tokenizer()
+    alpaca = TEMPLATES.get("alpaca")
+    prompt, reply = alpaca.segments(TURNS, tokenizer)
+    assert prompt == (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request.\n\n### Instruction:\nQ?\n\n### Response:\n",
+        False,
+    )
+    assert reply == ("A." + tokenizer.eos_token, True)
+    example = encode(TURNS, tokenizer, alpaca, max_length=512)
+    assert example is not None and example.input_ids[0] == tokenizer.bos_token_id
+    targets = [label for label in example.labels if label != IGNORE_INDEX]
+    assert tokenizer.decode(targets) == "A." + tokenizer.eos_token
