@@ -86,9 +86,13 @@ def _config(args: argparse.Namespace) -> SweepConfig:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from dynamics.sweep.plan import check_names
+
+    config = _config(args)
+    check_names(config, origin=str(args.config))  # before the driver's imports (torch, transformers, Ray)
     from dynamics.sweep.driver import run_sweep
 
-    result = run_sweep(_config(args), origin=str(args.config))
+    result = run_sweep(config, origin=str(args.config))
     if result.summary is None:
         print(
             f"sweep failed: all {result.num_trials} trials failed (first: {result.first_error}); "
