@@ -15,10 +15,8 @@ from typing import Literal, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from dynamics.data.formats import LoadRequest, SourcedRow, register_format
-from dynamics.data.formats.turns import RawRecord, conversation_row, load_rows, optional_str, required_str
+from dynamics.data.formats.turns import RawRecord, conversation_row, instruction_exchange, load_rows, optional_str
 from dynamics.data.problems import ProblemLog
-
-INPUT_JOINER = "\n\n"
 
 
 class AlpacaOptions(BaseModel):
@@ -34,14 +32,7 @@ def load_alpaca(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
     options = cast(AlpacaOptions, request.options)
 
     def build(raw: RawRecord) -> dict:
-        instruction = required_str(raw, "instruction")
-        if not instruction.strip():
-            raise raw.problem("instruction", "empty")
-        extra_input = optional_str(raw, "input") or ""
-        output = required_str(raw, "output")
-        if not output.strip():
-            raise raw.problem("output", "empty: nothing to train or score on")
-        prompt = instruction + INPUT_JOINER + extra_input if extra_input.strip() else instruction
+        messages = instruction_exchange(raw, instruction="instruction", extra="input", reply="output")
         row_id = optional_str(raw, "id")
         category = optional_str(raw, "category")
         task = optional_str(raw, "task") or category or request.name
@@ -51,7 +42,7 @@ def load_alpaca(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
             task=task,
             category=category or task,
             split=options.split,
-            messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": output}],
+            messages=messages,
         )
 
     return load_rows(request, log, build)

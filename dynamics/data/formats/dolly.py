@@ -17,10 +17,8 @@ from typing import cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from dynamics.data.formats import LoadRequest, SourcedRow, register_format
-from dynamics.data.formats.turns import RawRecord, conversation_row, load_rows, optional_str, required_str
+from dynamics.data.formats.turns import RawRecord, conversation_row, instruction_exchange, load_rows, required_str
 from dynamics.data.problems import ProblemLog
-
-CONTEXT_JOINER = "\n\n"
 
 
 class DollyOptions(BaseModel):
@@ -36,24 +34,17 @@ def load_dolly(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
     options = cast(DollyOptions, request.options)
 
     def build(raw: RawRecord) -> dict:
-        instruction = required_str(raw, "instruction")
-        if not instruction.strip():
-            raise raw.problem("instruction", "empty")
-        context = optional_str(raw, "context") or ""
-        response = required_str(raw, "response")
-        if not response.strip():
-            raise raw.problem("response", "empty: nothing to train or score on")
+        messages = instruction_exchange(raw, instruction="instruction", extra="context", reply="response")
         category = required_str(raw, "category")
         if not category.strip():
             raise raw.problem("category", "empty")
-        prompt = instruction + CONTEXT_JOINER + context if context.strip() else instruction
         return conversation_row(
             row_id=f"{request.name}-{raw.index_in_source}",
             source=request.name,
             task=category,
             category=category,
             split="test" if category in options.test_categories else "train",
-            messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
+            messages=messages,
         )
 
     return load_rows(request, log, build)

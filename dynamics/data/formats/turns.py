@@ -1,4 +1,4 @@
-"""Shared by sharegpt, flan_mini, norobots, alpaca and p3: the per-record loading loop and turn handling.
+"""Shared by sharegpt, flan_mini, norobots, alpaca, dolly and p3: the per-record loading loop and turn handling.
 
 Not a format itself (nothing registers here). Canonical messages always start with a user turn, alternate
 user/assistant and end on a non-empty assistant reply, because templates and reply-only loss assume that
@@ -136,6 +136,21 @@ def conversation_row(
         "references": [reply],
         "answer": reply,
     }
+
+
+def instruction_exchange(raw: RawRecord, instruction: str, extra: str, reply: str) -> list[dict[str, str]]:
+    """One exchange from an instruction record (Alpaca, Dolly): the user turn is field `instruction`, then a
+    blank line and field `extra` when that is not blank (missing or null counts as blank); the reply is field
+    `reply`. A missing or blank instruction or reply is a row problem naming the field."""
+    prompt = required_str(raw, instruction)
+    if not prompt.strip():
+        raise raw.problem(instruction, "empty")
+    more = optional_str(raw, extra) or ""
+    answer = required_str(raw, reply)
+    if not answer.strip():
+        raise raw.problem(reply, "empty: nothing to train or score on")
+    user = prompt + "\n\n" + more if more.strip() else prompt
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
 
 
 def derived_id(name: str, raw: RawRecord) -> str:
