@@ -1,7 +1,7 @@
 """Typed, validated sweep configuration (pure schema: this package imports no stage).
 
-    from dynamics.config import load_config
-    config = load_config("experiments/configs/offline.yaml", {"train.lr": 1e-4})
+from dynamics.config import load_config, parse_overrides
+config = load_config("experiments/configs/offline.yaml", parse_overrides(["train.lr=1e-4"]))
 """
 
 from dynamics.config.data import (
@@ -14,7 +14,9 @@ from dynamics.config.data import (
     SampleConfig,
     named_recipe,
 )
-from dynamics.config.loading import ConfigError, load_config, parse_config
+from dynamics.config.errors import ConfigError
+from dynamics.config.loading import load_config, parse_config
+from dynamics.config.overrides import parse_overrides
 from dynamics.config.schema import (
     GRID_FACTORS,
     ArrangeConfig,
@@ -50,4 +52,5 @@ __all__ = [
     "load_config",
     "named_recipe",
     "parse_config",
+    "parse_overrides",
 ]

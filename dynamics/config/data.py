@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from dynamics.config.base import Section
+from dynamics.config.paths import ExpandedPath, SourceOptions
 
 SYNTHETIC = "synthetic"  # the category of DoIT's synthetic pool (its rows carry no category of their own)
 STUDY_A_CAPS = {"ethics": 64, "role_play": 64, "creative_writing": 1000}
@@ -95,9 +96,11 @@ class EvalSourceConfig(Section):
     """A second source whose rows are all test examples (e.g. train on ShareGPT, test on NIV2 held-out tasks)."""
 
     source: str = Field(..., description="A registered data source, e.g. 'niv2'.")
-    path: str | None = Field(None, description="Local file/folder in the source's layout, or a hub dataset name.")
+    path: ExpandedPath | None = Field(
+        None, description="Local file/folder in the source's layout (~, $VAR expanded), or a hub dataset name."
+    )
     hub_config: str | None = Field(None, description="Hub dataset configuration name.")
-    options: dict[str, Any] = Field({}, description="Options of the data source, checked by the source.")
+    options: SourceOptions = Field({}, description="Options of the data source, checked by the source.")
     split: Literal["test", "all"] = Field("test", description="Keep its 'test' rows, or every row as a test row.")
 
 
@@ -105,9 +108,11 @@ class DataConfig(Section):
     """Where training and test examples come from (SPEC §1)."""
 
     source: str = Field("builtin", description="A registered data source: 'builtin' (our generator), 'niv2', ….")
-    path: str | None = Field(None, description="Local file/folder in the source's layout, or a hub dataset name.")
+    path: ExpandedPath | None = Field(
+        None, description="Local file/folder in the source's layout (~, $VAR expanded), or a hub dataset name."
+    )
     hub_config: str | None = Field(None, description="Hub dataset configuration name, when `path` is a hub name.")
-    options: dict[str, Any] = Field({}, description="Options of the data source, checked by the source.")
+    options: SourceOptions = Field({}, description="Options of the data source, checked by the source.")
     lenient: bool = Field(False, description="Skip bad rows (and write a report) instead of failing on the first.")
     disjoint_tasks: bool | None = Field(
         None, description="Fail if a task is in both train and test; null = the source's default (zero-shot: yes)."

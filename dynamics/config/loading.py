@@ -1,6 +1,7 @@
 """Reading a sweep config: YAML, dotted-key overrides, and errors that name the file and the key.
 
-An unknown key or a wrong type fails with the file, the dotted key and (for unknown keys) the closest valid key.
+An unknown key or a wrong type fails with the file, the dotted key and (for unknown keys) the closest valid key;
+a repeated key with the file and both lines (`dynamics.config.strict_yaml`).
 """
 
 from __future__ import annotations
@@ -8,15 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from dynamics.config.errors import ConfigError
 from dynamics.config.schema import SweepConfig
+from dynamics.config.strict_yaml import read_yaml
 from dynamics.names import closest
 
-
-class ConfigError(ValueError):
-    """A config file is malformed or names something unknown; the message names the file and the key."""
+__all__ = ["ConfigError", "load_config", "parse_config"]
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -74,17 +74,24 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Sw
     """Read a YAML config file, apply dotted-key overrides ({"train.lr": 1e-4}) and validate."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config file: {error}") from None
+    raw = read_yaml(text, origin=str(path))
+    if raw is None:  # an empty file: every section at its defaults (and `models` reported missing)
+        raw = {}
+    if not isinstance(raw, dict):  # before the overrides, which need a mapping to write into
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value, origin=str(path))
     return parse_config(raw, origin=str(path))
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
+    if not all(dotted.split(".")):
+        raise ConfigError(f"{origin}: override {dotted!r}: a dotted key needs a name between each '.'")
     node = raw
     *parents, leaf = dotted.split(".")
     for depth, part in enumerate(parents):

