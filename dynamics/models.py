@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from dynamics.config import BuiltinModelConfig, ModelConfig
-from dynamics.io import cache_key, temporary_sibling
+from dynamics.io import cache_key, folder_damage, move_aside, temporary_sibling, write_manifest
 from dynamics.text.templates import STUDY_A_ROLE_TOKENS, Template
 
 BUILTIN_SEED = 1234
@@ -101,6 +101,10 @@ def _write_pretrained(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 
 def _saved_builtin(config: BuiltinModelConfig, folder: Path) -> ModelSource:
     marker = folder / "num_parameters.txt"
+    if folder.exists():
+        damage = folder_damage(folder)
+        if damage is not None:  # a cut-short copy or a disk error: rebuilt, never handed to from_pretrained
+            move_aside(folder, damage.problem)
     if not marker.exists():
         tokenizer = builtin_tokenizer()
         model = build_builtin_model(config, vocab_size=len(tokenizer))
@@ -109,6 +113,7 @@ def _saved_builtin(config: BuiltinModelConfig, folder: Path) -> ModelSource:
         partial.mkdir(parents=True)
         _write_pretrained(model, tokenizer, partial)
         (partial / marker.name).write_text(str(model.num_parameters()))
+        write_manifest(partial)
         try:
             partial.rename(folder)
         except OSError:  # another process got there first with the same weights

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOORS: dict[str, int] = {
     "names": 0,  # "did you mean": below the schema, so config and every registry share it
     "config": 1,  # pure schema
-    "registry": 2, "io": 2, "ids": 2, "tracking": 2,
+    "registry": 2, "io": 2, "ids": 2, "tracking": 2, "workdir_lock": 2,
     "text": 3, "data": 3,
     "arrange": 4, "models": 4,
     "evaluate": 5,

@@ -69,3 +69,36 @@ def test_a_worker_of_any_rank_saves_a_whole_model(tmp_path: Path, monkeypatch: p
     reference = models.build_builtin_model(TINY.builtin, vocab_size=len(models.builtin_tokenizer()))
     weights = _weights(source.model)
     assert all(torch.equal(weights[name], tensor) for name, tensor in reference.state_dict().items())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "no-manifest"])
+def test_a_damaged_saved_model_is_named_moved_aside_and_rebuilt_identically(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    source = models.materialise("tiny", TINY, tmp_path)
+    weights = Path(source.model) / "model.safetensors"
+    original = weights.read_bytes()
+    if damage == "truncate":
+        weights.write_bytes(original[: len(original) // 2])
+    elif damage == "flip":
+        weights.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
+    elif damage == "delete":
+        weights.unlink()
+    else:
+        (Path(source.model) / "manifest.sha256.json").unlink()
+    with caplog.at_level("WARNING"):
+        again = models.materialise("tiny", TINY, tmp_path)
+    assert again == source and weights.read_bytes() == original
+    (warning,) = [r.getMessage() for r in caplog.records if "damaged cache entry" in r.getMessage()]
+    assert source.model in warning and ("model.safetensors" in warning or "manifest" in warning)
+    (moved,) = (tmp_path / "models" / "damaged").iterdir()
+    assert moved.name.startswith(Path(source.model).name)
+
+
+def test_an_intact_saved_model_is_reused_without_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = models.materialise("tiny", TINY, tmp_path)
+    stamp = (Path(source.model) / "model.safetensors").stat().st_mtime_ns
+    with caplog.at_level("WARNING"):
+        models.materialise("tiny", TINY, tmp_path)
+    assert (Path(source.model) / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not [r for r in caplog.records if "damaged" in r.getMessage()]

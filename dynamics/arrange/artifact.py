@@ -1,7 +1,9 @@
 """The arrangement artifact: ordered ids with their scores, the config that made them and a content hash.
 
 Written as `order.parquet` (position, id, task, ad, md, wsd, round) + `arrangement.json` in a folder named
-by the cache key, so any trial can be traced to its exact order and a repeated request is a cache hit.
+by the cache key, so any trial can be traced to its exact order and a repeated request is a cache hit. A hit
+is verified: the content hash in `arrangement.json` is recomputed from the order bytes, so a damaged folder
+is moved aside whole (to `damaged/`, with a warning) and rebuilt, never trained on nor logged to MLflow.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from dynamics.io import atomic_write_bytes, atomic_write_text, cache_key, parquet_bytes
+from dynamics.io import Damage, atomic_write_bytes, atomic_write_text, cache_key, move_aside, parquet_bytes
 
 ORDER_SCHEMA = pa.schema(
     [
@@ -95,7 +97,7 @@ def write_arrangement(
     folder = root / arrangement_key(description)
     order_bytes = parquet_bytes(table)
     meta = {"config": description, "derived": derived or {}, "size": table.num_rows}
-    content_hash = hashlib.sha256(order_bytes + json.dumps(meta, sort_keys=True).encode()).hexdigest()
+    content_hash = _content_hash(order_bytes, meta)
     meta["content_hash"] = content_hash
     # arrangement.json marks a complete entry (`read_cached` looks for it), so it is published last.
     atomic_write_bytes(folder / "order.parquet", order_bytes)
@@ -103,13 +105,61 @@ def write_arrangement(
     return ArrangementRef(str(folder), content_hash, table.num_rows)
 
 
+def _content_hash(order_bytes: bytes, meta: dict[str, Any]) -> str:
+    """sha256 over the order bytes and the meta (config, derived, size), as `write_arrangement` records it."""
+    return hashlib.sha256(order_bytes + json.dumps(meta, sort_keys=True).encode()).hexdigest()
+
+
+def _verified_meta(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
+    """`arrangement.json` of the complete artifact in `folder`, once its content hash matches the order bytes
+    (recomputed as `write_arrangement` does); ValueError naming what is wrong."""
+    try:
+        meta = json.loads((folder / "arrangement.json").read_text(encoding="utf-8"))
+        recorded = {"config": meta["config"], "derived": meta["derived"], "size": meta["size"]}
+        content_hash = str(meta["content_hash"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"arrangement.json is unreadable or incomplete ({type(error).__name__}: {error})") from None
+    if json.dumps(recorded["config"], sort_keys=True) != json.dumps(description, sort_keys=True):
+        raise ValueError("arrangement.json describes another arrangement than the one its folder is named for")
+    try:
+        order_bytes = (folder / "order.parquet").read_bytes()
+    except OSError as error:
+        raise ValueError(f"order.parquet is unreadable ({error})") from None
+    found = _content_hash(order_bytes, recorded)
+    if found != content_hash:
+        raise ValueError(
+            f"order.parquet ({len(order_bytes)} bytes) with arrangement.json hashes to {found[:16]}…, "
+            f"not the {content_hash[:16]}… recorded (truncated or changed since it was written)"
+        )
+    return meta
+
+
+def verify_arrangement(folder: Path, description: dict[str, Any]) -> Damage | None:
+    """None when the artifact in `folder` is intact and is the one for `description`; else what is wrong."""
+    try:
+        _verified_meta(folder, description)
+    except ValueError as error:
+        return Damage(folder, str(error))
+    return None
+
+
 def read_cached(description: dict[str, Any], root: Path) -> ArrangementRef | None:
-    """The artifact for `description` if it was written before (a cache hit), else None."""
-    meta_path = root / arrangement_key(description) / "arrangement.json"
-    if not meta_path.exists():
+    """The artifact for `description` if it was written before and is intact (a cache hit), else None.
+
+    Only verified folders come back, so nothing damaged is trained on or logged to MLflow: a folder whose
+    order bytes no longer match the content hash in its `arrangement.json`, or whose `arrangement.json` is
+    unreadable, is moved aside whole to `root/damaged/` with a warning, and is a miss. A folder without
+    `arrangement.json` is a write that never finished: a plain miss, rewritten in place.
+    """
+    folder = root / arrangement_key(description)
+    if not (folder / "arrangement.json").exists():
         return None
-    meta = json.loads(meta_path.read_text())
-    return ArrangementRef(str(meta_path.parent), meta["content_hash"], meta["size"])
+    try:
+        meta = _verified_meta(folder, description)
+    except ValueError as error:
+        move_aside(folder, str(error))
+        return None
+    return ArrangementRef(str(folder), meta["content_hash"], meta["size"])
 
 
 def read_derived(ref: ArrangementRef) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Normalised data cached as Parquet, keyed by (source files' content, format options, sampling, seed).
 
 A second load of unchanged inputs reads one Parquet file instead of re-parsing every source file; any
-change to a source file's bytes, to the options or to the recipe is a different key, hence a miss.
+change to a source file's bytes, to the options or to the recipe is a different key, hence a miss. Entries are
+verified against their sidecar on read (`dynamics.io.open_verified`): a damaged one is moved aside, a miss.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dynamics.data.records import list_files
-from dynamics.io import atomic_write_bytes, cache_key, file_digest, parquet_bytes
+from dynamics.data.schema import CANONICAL_SCHEMA
+from dynamics.io import cache_key, file_digest, open_verified, parquet_bytes, table_from_parquet_bytes, write_verified
 
 CACHE_VERSION = 1  # bump when normalisation changes what the same inputs produce
 
@@ -48,9 +50,23 @@ def data_cache_key(description: dict[str, Any]) -> str:
 
 
 def read_cached(cache_dir: Path, key: str) -> pa.Table | None:
-    path = cache_dir / f"{key}.parquet"
-    return pq.read_table(path) if path.exists() else None
+    """The cached table of `key`, or None: absent, or damaged (then moved to `damaged/` with a warning)."""
+    with open_verified(cache_dir / f"{key}.parquet") as handle:
+        if handle is None:
+            return None
+        return _with_arrow_names(pq.read_table(handle))
+
+
+def _with_arrow_names(table: pa.Table) -> pa.Table:
+    """Parquet names a list's child "element", Arrow "item": cast back to the canonical schema."""
+    return table.cast(CANONICAL_SCHEMA) if table.schema.names == CANONICAL_SCHEMA.names else table
+
+
+def as_stored(table: pa.Table) -> pa.Table:
+    """`table` as a later cache hit will read it (same values, Parquet's buffer layout), so a miss and a hit
+    give the same `table_digest`, hence the same arrangement keys."""
+    return _with_arrow_names(table_from_parquet_bytes(parquet_bytes(table)))
 
 
 def write_cached(cache_dir: Path, key: str, table: pa.Table) -> Path:
-    return atomic_write_bytes(cache_dir / f"{key}.parquet", parquet_bytes(table))
+    return write_verified(cache_dir / f"{key}.parquet", parquet_bytes(table))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,22 @@ def test_faiss_md_search_agrees_with_exact_products(tmp_path: Path) -> None:
         assert max(abs(md_exact[i] - md) for i, md in zip(by_faiss["id"], by_faiss["md"], strict=True)) < 1e-6
         # TMA never uses MD, so its order is the same whichever way MD was computed.
         assert _order(exact, (volume, "tma_max", 0))["id"] == _order(faiss, (volume, "tma_max", 0))["id"]
+
+
+def test_a_damaged_arrangement_is_rebuilt_by_the_stage_and_the_rest_are_hits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, _ = _arrange(tmp_path, ["nft", "fft"])
+    damaged_key = (60, "fft", 0)
+    order = Path(first[damaged_key].order_path)
+    written = {key: Path(ref.order_path).read_bytes() for key, ref in first.items()}
+    order.write_bytes(order.read_bytes()[:-20])
+    with caplog.at_level(logging.WARNING, logger="dynamics.io"):
+        again, _ = _arrange(tmp_path, ["nft", "fft"])
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert first[damaged_key].folder in warning
+    assert again == first
+    assert {key: Path(ref.order_path).read_bytes() for key, ref in again.items()} == written
+    assert [p.name.split(".")[0] for p in (tmp_path / "arrangements" / "damaged").iterdir()] == [
+        Path(first[damaged_key].folder).name
+    ]

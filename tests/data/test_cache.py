@@ -1,12 +1,16 @@
-"""The normalised-data cache: a second load is a hit, a changed source file is a miss."""
+"""The normalised-data cache: a second load is a hit, a changed source file is a miss, a damaged entry is rebuilt."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+import pytest
 
 from dynamics.config import DataConfig
 from dynamics.data.sources import load_data
+from dynamics.io import sidecar_path
 
 
 def _row(index: int, split: str, task: str) -> dict:
@@ -76,3 +80,60 @@ def test_a_generated_source_is_not_cached(tmp_path: Path) -> None:
     first = load_data(config, seed=0, cache_dir=tmp_path / "cache")
     assert first.cache_path is None and not first.cache_hit
     assert not (tmp_path / "cache").exists()
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _flip_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _drop_sidecar(path: Path) -> None:
+    sidecar_path(path).unlink()
+
+
+DAMAGES = {
+    "truncated": (_truncate, "truncated"),
+    "one byte changed": (_flip_one_byte, "bytes changed in place"),
+    "sidecar deleted": (_drop_sidecar, "no sidecar"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
+def test_a_damaged_entry_is_moved_aside_and_rebuilt_byte_identical(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    spoil, expected = DAMAGES[damage]
+    source = tmp_path / "data.jsonl"
+    _write(source, [_row(i, "train" if i % 3 else "test", "t" if i % 3 else "u") for i in range(30)])
+    config = DataConfig(source="canonical", path=str(source))
+    cache = tmp_path / "cache"
+    first = load_data(config, seed=0, cache_dir=cache)
+    written = first.cache_path.read_bytes()
+    spoil(first.cache_path)
+
+    with caplog.at_level(logging.WARNING, logger="dynamics.io"):
+        second = load_data(config, seed=0, cache_dir=cache)
+    assert not second.cache_hit and second.table.equals(first.table)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert str(first.cache_path) in warning and expected in warning
+    (moved,) = (cache / "damaged").iterdir()
+    assert moved.name.startswith(first.cache_path.name + ".") and str(moved) in warning
+    assert second.cache_path == first.cache_path and second.cache_path.read_bytes() == written
+    assert load_data(config, seed=0, cache_dir=cache).cache_hit
+
+
+def test_a_cache_hit_is_the_same_table_as_the_miss_to_the_last_schema_detail(tmp_path: Path) -> None:
+    from dynamics.io import table_digest
+
+    source = tmp_path / "data.jsonl"
+    _write(source, [_row(0, "train", "t"), _row(1, "test", "u")])
+    config = DataConfig(source="canonical", path=str(source))
+    miss = load_data(config, seed=0, cache_dir=tmp_path / "cache")
+    hit = load_data(config, seed=0, cache_dir=tmp_path / "cache")
+    assert hit.cache_hit and hit.table.schema == miss.table.schema  # list children keep Arrow's names
+    assert table_digest(hit.table) == table_digest(miss.table)  # so arrangement keys do not change on a hit
