@@ -55,9 +55,7 @@ def invalid_rows(table: pa.Table) -> np.ndarray:
     bad_turn = ~pc.fill_null(pc.is_in(roles, pa.array(ROLES)), False).to_numpy(zero_copy_only=False)
     bad_turn |= pc.is_null(contents).to_numpy(zero_copy_only=False)
     bad[parents[bad_turn]] = True
-    replies = pc.and_(
-        pc.equal(roles, "assistant"), pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(contents)), 0)
-    )
+    replies = pc.and_(pc.equal(roles, "assistant"), pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(contents)), 0))
     has_reply = np.zeros(table.num_rows, dtype=bool)
     has_reply[parents[pc.fill_null(replies, False).to_numpy(zero_copy_only=False)]] = True
     bad |= ~has_reply

@@ -56,6 +56,8 @@ def _t(
     return TaskSpec(name, category, split, phrasings, getattr(gen, name), relative, alternatives)
 
 
+# One task per call with its phrasings beneath: easier to review than one argument a line.
+# fmt: off
 TASKS: tuple[TaskSpec, ...] = (
     # arithmetic
     _t("arithmetic_add", "arithmetic", "train", (
@@ -304,6 +306,7 @@ TASKS: tuple[TaskSpec, ...] = (
         "Express the duration below in the unit named after 'in'.",
     )),
 )
+# fmt: on
 
 
 def check_registry(tasks: Sequence[TaskSpec]) -> None:

@@ -361,12 +361,14 @@ def logic_sequence_next(rng: random.Random) -> Example:
 # --- unit conversion (test-only category) --------------------------------------------------------------
 
 # (from unit, to unit, factor)
+# fmt: off
 _LENGTH_FACTORS = (
     ("kilometers", "meters", 1000), ("meters", "centimeters", 100), ("centimeters", "millimeters", 10),
 )
 _TIME_FACTORS = (
     ("hours", "minutes", 60), ("minutes", "seconds", 60), ("days", "hours", 24), ("weeks", "days", 7),
 )
+# fmt: on
 
 
 def _convert(rng: random.Random, factors: tuple[tuple[str, str, int], ...]) -> Example:

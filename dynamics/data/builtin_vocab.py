@@ -64,6 +64,8 @@ COUNTRIES: tuple[Country, ...] = (
     Country("Fiji", "Suva", "Oceania", "dollar", None),
 )
 
+# Word lists stay several to a line.
+# fmt: off
 # (word, its antonym): asked only in this direction, since several right-hand words have two opposites.
 ANTONYMS: tuple[tuple[str, str], ...] = (
     ("hot", "cold"), ("big", "small"), ("fast", "slow"), ("happy", "sad"), ("open", "closed"),
@@ -163,6 +165,7 @@ POSITIVE_ADJECTIVES: tuple[str, ...] = (
 NEGATIVE_ADJECTIVES: tuple[str, ...] = (
     "awful", "dull", "terrible", "disappointing", "boring", "dreadful", "poor", "horrible",
 )
+# fmt: on
 
 # Per review domain: the things a reviewer comments on, and closing remarks by polarity.
 REVIEW_ASPECTS: dict[str, tuple[str, ...]] = {

@@ -60,8 +60,11 @@ def format_summary(summary: DataSummary, cache_path: str | None, max_length: int
     lines.append(f"tokens per example (template included), percentiles {PERCENTILES}:")
     for split, values in summary.token_percentiles.items():
         dropped = summary.dropped_by_truncation.get(split, 0)
-        lines.append(f"  {split}: " + " / ".join(str(values[p]) for p in PERCENTILES)
-                     + f"   ({dropped} would lose every reply token at max_length {max_length})")
+        lines.append(
+            f"  {split}: "
+            + " / ".join(str(values[p]) for p in PERCENTILES)
+            + f"   ({dropped} would lose every reply token at max_length {max_length})"
+        )
     lines.append("per category:")
     lines += [f"  {split:5s} {category}: {n}" for (split, category), n in summary.per_category.items()]
     lines.append(f"per task ({len(summary.per_task)}):")

@@ -2,6 +2,9 @@
 
 Loaders read through `datasets` for speed and hub support; when a local file fails to parse, this module
 re-reads it line by line to say exactly where (a truncated line, invalid UTF-8, a non-object record).
+Places are 1-based (`dynamics.data.problems`): "line N" in JSON Lines, "row N" for the Nth record of a JSON
+list, Parquet file or hub split. A UTF-8 byte order mark at the start of a text file is ignored, as editors
+on Windows write one and `datasets` already skips it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pyarrow as pa
 from dynamics.data.problems import DataError, DataProblem, ProblemLog
 
 JSON_SUFFIXES = (".json", ".jsonl")
+BOM = b"\xef\xbb\xbf"  # the UTF-8 byte order mark: dropped as "utf-8-sig" would, by hand to keep byte offsets
 
 
 def list_files(root: Path, suffixes: tuple[str, ...] = (*JSON_SUFFIXES, ".parquet")) -> list[Path]:
@@ -32,13 +36,20 @@ def list_files(root: Path, suffixes: tuple[str, ...] = (*JSON_SUFFIXES, ".parque
 
 def _text(path: Path) -> str:
     data = path.read_bytes()
+    body = data.removeprefix(BOM)
     try:
-        return data.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
+        line = body[: error.start].count(b"\n") + 1
+        offset = error.start + len(data) - len(body)  # a byte of the file, BOM included
         raise DataError(
-            DataProblem(str(path), f"line {line}", "", f"not valid UTF-8 (byte {error.start}: {error.reason})")
+            DataProblem(str(path), f"line {line}", "", f"not valid UTF-8 (byte {offset}: {error.reason})")
         ) from None
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file such as a task list (a leading BOM ignored); errors name file and line."""
+    return _text(path).splitlines()
 
 
 def read_json_records(path: Path, log: ProblemLog) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -47,7 +58,7 @@ def read_json_records(path: Path, log: ProblemLog) -> Iterator[tuple[str, dict[s
     A whole-file problem (bad encoding, a broken JSON list) always raises; a bad line of a JSON Lines file
     is a row problem (raised when strict, skipped and reported when lenient).
     """
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(BOM)
     if data.lstrip()[:1] != b"[":
         yield from _json_lines(path, data, log)
         return
@@ -55,12 +66,13 @@ def read_json_records(path: Path, log: ProblemLog) -> Iterator[tuple[str, dict[s
         records = json.loads(_text(path))
     except json.JSONDecodeError as error:
         raise DataError(DataProblem(str(path), f"line {error.lineno}", "", f"malformed JSON ({error.msg})")) from None
-    for index, record in enumerate(records):
-        yield from _checked_object(path, f"row {index}", record, log)
+    for number, record in enumerate(records, start=1):
+        yield from _checked_object(path, f"row {number}", record, log)
 
 
 def _json_lines(path: Path, data: bytes, log: ProblemLog) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Records of a JSON Lines file; a line that is not UTF-8 or not JSON is a row problem of its own."""
+    """Records of a JSON Lines file (`data` without its BOM); a line that is not UTF-8 or not JSON is a row
+    problem of its own."""
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
@@ -92,14 +104,15 @@ def read_json_document(path: Path) -> Any:
 
 
 def read_parquet_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("row N", record) for every row of a Parquet file; a damaged file is a DataError naming it."""
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except Exception as error:  # pyarrow raises several types for a damaged file
         raise DataError(DataProblem(str(path), "", "", f"unreadable Parquet ({error})")) from None
-    for index, record in enumerate(table.to_pylist()):
-        yield f"row {index}", record
+    for number, record in enumerate(table.to_pylist(), start=1):
+        yield f"row {number}", record
 
 
 def read_records(path: Path, log: ProblemLog) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -134,7 +147,9 @@ def _via_datasets(file: Path) -> list[dict[str, Any]] | None:
     return None if dataset is None else dataset.to_list()
 
 
-def iter_source(location: str, log: ProblemLog, hub_config: str | None = None, hub_split: str | None = None):
+def iter_source(
+    location: str, log: ProblemLog, hub_config: str | None = None, hub_split: str | None = None
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(file, where, record) for every record of a local file/folder or a Hugging Face hub dataset.
 
     Local files go through `datasets` first; a file it cannot parse is re-read line by line so the error (or,
@@ -148,7 +163,7 @@ def iter_source(location: str, log: ProblemLog, hub_config: str | None = None, h
             if records is None:
                 yield from ((str(file), where, record) for where, record in read_records(file, log))
             else:
-                yield from ((str(file), f"row {index}", record) for index, record in enumerate(records))
+                yield from ((str(file), f"row {number}", record) for number, record in enumerate(records, start=1))
         return
     if path.is_absolute() or location.startswith(".") or path.suffix in (*JSON_SUFFIXES, ".parquet"):
         raise DataError(DataProblem(location, "", "", "no such file or folder (and not a hub dataset name)"))
@@ -161,5 +176,5 @@ def iter_source(location: str, log: ProblemLog, hub_config: str | None = None, h
         raise DataError(DataProblem(location, "", "", message)) from None
     splits = {hub_split or "train": loaded} if isinstance(loaded, datasets.Dataset) else dict(loaded)
     for split_name, dataset in splits.items():
-        for index, record in enumerate(dataset):
-            yield f"{location}[{split_name}]", f"row {index}", record
+        for number, record in enumerate(dataset, start=1):
+            yield f"{location}[{split_name}]", f"row {number}", record

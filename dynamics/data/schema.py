@@ -63,22 +63,24 @@ def row_problem(row: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def validate_row(row: Mapping[str, Any], origin: str, row_index: int) -> None:
-    """Raise SchemaError naming `origin`, the row and the field if `row` is not a canonical example."""
+def validate_row(row: Mapping[str, Any], origin: str, row_number: int) -> None:
+    """Raise SchemaError naming `origin`, the row (1-based `row_number`) and the field if `row` is not a
+    canonical example."""
     problem = row_problem(row)
     if problem is not None:
         field, expected = problem
-        raise SchemaError(f"{origin}: row {row_index}: field '{field}': {expected}")
+        raise SchemaError(f"{origin}: row {row_number}: field '{field}': {expected}")
 
 
 def validate_rows(rows: Sequence[Mapping[str, Any]], origin: str) -> None:
-    """Validate every row and reject duplicate ids, naming the first offending row."""
-    for row_index, row in enumerate(rows):
-        validate_row(row, origin, row_index)
+    """Validate every row and reject duplicate ids, naming the first offending row (rows count from 1)."""
+    for row_number, row in enumerate(rows, start=1):
+        validate_row(row, origin, row_number)
     duplicate = first_duplicate([row["id"] for row in rows])
     if duplicate is not None:
         item, first, second = duplicate
-        raise SchemaError(f"{origin}: row {second}: field 'id': duplicate id {item!r} (first seen at row {first})")
+        message = f"duplicate id {item!r} (first seen at row {first + 1})"
+        raise SchemaError(f"{origin}: row {second + 1}: field 'id': {message}")
 
 
 def to_table(rows: list[Mapping[str, Any]], origin: str) -> pa.Table:
@@ -89,9 +91,7 @@ def to_table(rows: list[Mapping[str, Any]], origin: str) -> pa.Table:
 
 def build_table(rows: list[Mapping[str, Any]]) -> pa.Table:
     """Arrow table of rows that were already validated (loaders check each row as they read it)."""
-    columns = {
-        name: [row.get(name) for row in rows] for name in CANONICAL_SCHEMA.names
-    }
+    columns = {name: [row.get(name) for row in rows] for name in CANONICAL_SCHEMA.names}
     columns["references"] = [value or [] for value in columns["references"]]
     return pa.table(columns, schema=CANONICAL_SCHEMA)
 

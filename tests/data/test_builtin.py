@@ -146,9 +146,7 @@ def test_counts_and_order(table: pa.Table) -> None:
     splits = Counter(table.column("split").to_pylist())
     n_train = sum(spec.split == "train" for spec in TASKS)
     assert splits == {"train": 6 * n_train, "test": 4 * (len(TASKS) - n_train)}
-    expected_ids = [
-        f"builtin/{spec.name}/{k:05d}" for spec in TASKS for k in range(6 if spec.split == "train" else 4)
-    ]
+    expected_ids = [f"builtin/{spec.name}/{k:05d}" for spec in TASKS for k in range(6 if spec.split == "train" else 4)]
     assert table.column("id").to_pylist() == expected_ids
 
 
@@ -264,15 +262,11 @@ CHECKS = {
     "calendar_previous_day": lambda x: vocab.WEEKDAYS[vocab.WEEKDAYS.index(x) - 1],
     "extract_year": lambda x: re.search(r"\b\d{4}\b", x).group(),
     "extract_email": lambda x: re.search(r"[\w.]+@[\w.]*\w", x).group(),
-    "units_time": lambda x: str(
-        _numbers(x)[0] * {"hours": 60, "minutes": 60, "days": 24, "weeks": 7}[x.split()[1]]
-    ),
+    "units_time": lambda x: str(_numbers(x)[0] * {"hours": 60, "minutes": 60, "days": 24, "weeks": 7}[x.split()[1]]),
 }
 
 
-@pytest.mark.parametrize(
-    "name", ["sentiment_movie", "sentiment_restaurant", "sentiment_hotel", "sentiment_product"]
-)
+@pytest.mark.parametrize("name", ["sentiment_movie", "sentiment_restaurant", "sentiment_hotel", "sentiment_product"])
 def test_sentiment_label_matches_the_review_words(name: str) -> None:
     examples = task_examples(SPECS[name], 60, seed=2)
     assert {reply for _, reply in examples} == {"positive", "negative"}
@@ -318,4 +312,3 @@ def test_custom_task_spec_is_accepted() -> None:
     t = generate_builtin(2, 3, seed=0, tasks=(SPECS["string_reverse"], spec))
     assert t.column("task").to_pylist() == ["string_reverse"] * 2 + ["echo_word"] * 3
     assert all(_input_of(row) == row["answer"] for row in t.to_pylist() if row["task"] == "echo_word")
-

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -110,7 +111,7 @@ def test_row_missing_messages_names_file_row_and_field(tmp_path: Path) -> None:
     path = _jsonl(tmp_path, [_row(0), _row(1, split="test"), broken])
     message = _data_error(path)
     assert str(path) in message
-    assert "row 2" in message
+    assert "row 3" in message  # the third row: places count from 1
     assert "'messages'" in message
 
 
@@ -119,7 +120,7 @@ def test_empty_assistant_reply_is_rejected(tmp_path: Path) -> None:
     path = _jsonl(tmp_path, [_row(0), silent, _row(2, split="test")])
     message = _data_error(path)
     assert str(path) in message
-    assert "row 1" in message
+    assert "row 2" in message
     assert "no non-empty assistant reply" in message
 
 
@@ -127,15 +128,15 @@ def test_unknown_role_is_rejected(tmp_path: Path) -> None:
     odd = _row(1, messages=[{"role": "system", "content": "x"}, {"role": "assistant", "content": "y"}])
     path = _jsonl(tmp_path, [_row(0), odd, _row(2, split="test")])
     message = _data_error(path)
-    assert "row 1" in message and "messages[0].role" in message
+    assert "row 2" in message and "messages[0].role" in message
 
 
 def test_duplicate_ids_name_both_rows(tmp_path: Path) -> None:
     path = _jsonl(tmp_path, [_row(0), _row(1, split="test"), _row(2), _row(1)])
     message = _data_error(path)
     assert str(path) in message
-    assert "row 3" in message
-    assert "(first at " in message and "row 1)" in message
+    assert "row 4" in message
+    assert "(first at " in message and "row 2)" in message
     assert "'local/001'" in message
 
 
@@ -194,7 +195,6 @@ def test_cli_reports_an_empty_test_split_before_any_ray_work(tmp_path: Path, cap
     import yaml
 
     from dynamics.cli import main
-
 
     path = _jsonl(tmp_path, [_row(i) for i in range(6)])
     config_path = tmp_path / "study.yaml"
@@ -286,3 +286,68 @@ def test_cli_lenient_flag_sets_data_lenient(tmp_path: Path, capsys) -> None:
     assert main(["data", "inspect", str(config_path), "--lenient"]) == 0
     assert "rows: 2" in capsys.readouterr().out
     assert (tmp_path / "work" / "skipped_rows.jsonl").is_file()
+
+
+# ---- edge cases: 1-based places, the lenient hint, splits emptied by a step ---------------------------------
+
+
+def test_strict_row_problem_ends_with_the_lenient_hint_and_lenient_loads_the_file(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, [_row(0), _row(1, split="test", task="held_out"), _row(2, messages=[])])
+    message = _data_error(path)
+    assert message.startswith(f"{path}: row 3: field 'messages': ")
+    assert message.endswith("(--lenient or data.lenient: true skips bad rows and reports each one)")
+    config = DataConfig(source="canonical", path=str(path), lenient=True)
+    assert load_examples(config, seed=0, report_dir=tmp_path).num_rows == 2
+
+
+@pytest.mark.parametrize("case", ["missing file", "broken JSON list", "empty test split"])
+def test_problems_lenient_mode_cannot_fix_carry_no_hint(tmp_path: Path, case: str) -> None:
+    path = tmp_path / "examples.json"
+    if case == "broken JSON list":
+        path.write_text(json.dumps([_row(0), _row(1, split="test")])[:-5], encoding="utf-8")
+    elif case == "empty test split":
+        path = _jsonl(tmp_path, [_row(0), _row(1)])
+    assert "--lenient" not in _data_error(path)
+
+
+def test_a_bad_parquet_row_is_named_by_its_1_based_row(tmp_path: Path) -> None:
+    path = tmp_path / "examples.parquet"
+    rows = [_row(0), _row(1, split="test", task="held_out"), _row(2, task="")]
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    assert _data_error(path).startswith(f"{path}: row 3: field 'task': ")
+
+
+def test_empty_test_split_says_how_to_get_one(tmp_path: Path) -> None:
+    message = _data_error(_jsonl(tmp_path, [_row(0), _row(1)]))
+    assert "the 'test' split is empty" in message and "source 'canonical' gave no test rows" in message
+    assert "data.test_source" in message
+
+
+def test_test_split_emptied_by_lenient_skips_names_data_lenient(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, [_row(0), _row(1, split="test", task="held_out", messages=[])])
+    with pytest.raises(DataError) as caught:
+        load_examples(DataConfig(source="canonical", path=str(path), lenient=True), seed=0, report_dir=tmp_path)
+    assert str(path) in str(caught.value) and "the 'test' split is empty" in str(caught.value)
+    assert "data.lenient skipped 1 bad row(s)" in str(caught.value)
+
+
+def test_train_split_emptied_by_the_recipe_names_data_recipe(tmp_path: Path) -> None:
+    rows = [_row(0, category="only"), _row(1, category="only"), _row(2, split="test", task="held_out")]
+    config = DataConfig(
+        source="canonical", path=str(_jsonl(tmp_path, rows)), recipe={"curated_total": 10, "caps": {"only": 0}}
+    )
+    with pytest.raises(DataError) as caught:
+        load_examples(config, seed=0)
+    message = str(caught.value)
+    assert message == f"{config.path}: the 'train' split is empty after data.recipe: it kept none of 2 row(s)"
+
+
+def test_valid_inputs_load_the_same_rows_as_before_the_edge_case_checks(tmp_path: Path) -> None:
+    """The checks only raise: a clean file's table is unchanged (sampling leaves both splits non-empty)."""
+    rows = [_row(i) for i in range(4)] + [_row(10 + i, split="test", task="held_out") for i in range(3)]
+    path = _jsonl(tmp_path, rows)
+    sampled = DataConfig(
+        source="canonical", path=str(path), sample={"mode": "first", "per_train_task": 1, "per_test_task": 1}
+    )
+    table = load_examples(sampled, seed=0)
+    assert table.column("id").to_pylist() == ["local/000", "local/001", "local/010"]

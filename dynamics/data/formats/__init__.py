@@ -40,7 +40,7 @@ class LoadRequest:
     seed: int = 0  # for formats that generate their rows (the built-in tasks); file formats ignore it
 
 
-SourcedRow = tuple[str, str, dict[str, Any]]  # (file, "line 3" / "row 3", canonical row)
+SourcedRow = tuple[str, str, dict[str, Any]]  # (file, "line 3" / "row 3" (1-based), canonical row)
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,10 @@ class ArrowRows:
     file_starts: list[tuple[str, int]]  # (file, index of its first row in `table`), ascending
 
     def place(self, index: int) -> tuple[str, str]:
-        """(file, "row k") of row `index` of the table."""
+        """(file, "row k") of row `index` (0-based) of the table; k counts from 1 within its file."""
         position = bisect.bisect_right([start for _, start in self.file_starts], index) - 1
         file, start = self.file_starts[position]
-        return file, f"row {index - start}"
+        return file, f"row {index - start + 1}"
 
 
 Loader = Callable[[LoadRequest, ProblemLog], "list[SourcedRow] | ArrowRows"]

@@ -1,5 +1,7 @@
 """The `builtin` data source: our generated multi-task data (`dynamics.data.builtin`), no files, no download.
 
+Config:
+
     data: {source: builtin, options: {per_train_task: 40, per_test_task: 8}}
 """
 

@@ -8,6 +8,8 @@ records carry no ability, so their task and category are `synthetic`.
 Each record has `messages` ({role, content}), and in evaluation files `question_format` (0 = generate,
 1 = rank `choices` by perplexity, the first one gold), `type` (the scorer's ability) and sometimes `answer`.
 Ids are `doit/<pool>/<ability>/<line>`, so they never depend on the order in which files are listed.
+A file without records is an error in a valid or test pool (its ability would silently drop out of the
+evaluation) and is left out and reported in a training pool.
 
 Config: `data: {source: doit, path: <root or hub name>, options: {pools: [curated/1000, curated/test]}}`.
 """
@@ -119,8 +121,10 @@ def _ability_of(file: Path) -> str:
 
 
 def _number(where: str) -> int:
-    """1-based line of a JSON Lines record ("line 7" → 7); the row index for a JSON list file."""
-    return int(where.split()[-1])
+    """The number in a record's id: its 1-based line in JSON Lines ("line 7" → 7), its 0-based index in a
+    JSON list file ("row 1" → 0, as ids were numbered before places counted from 1; ids must not change)."""
+    kind, number = where.split()
+    return int(number) - 1 if kind == "row" else int(number)
 
 
 class _Place:
@@ -217,7 +221,9 @@ def load_doit(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
         for file in _pool_files(root, pool):
             ability = _ability_of(file)
             label = SYNTHETIC if pool.split("/")[0] == SYNTHETIC else ability
+            records, skipped = 0, len(log.skipped)
             for where, record in read_json_records(file, log):
+                records += 1
                 place = _Place(file, where)
                 row_id = f"doit/{pool}/{ability}/{_number(where):06d}"
                 try:
@@ -228,4 +234,14 @@ def load_doit(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
                 checked = checked_row(row, place.file, where, log)
                 if checked is not None:
                     rows.append((place.file, where, checked))
+            if records == 0 and len(log.skipped) == skipped:  # empty, not emptied by lenient skips
+                _no_records(file, pool, split, ability, log)
     return rows
+
+
+def _no_records(file: Path, pool: str, split: str, ability: str, log: ProblemLog) -> None:
+    """An empty file: an evaluation pool must not lose an ability unnoticed; a training pool reports it."""
+    if split != "train":
+        message = f"no records: ability {ability!r} would be missing from the {split} pool {pool!r}"
+        raise DataError(DataProblem(str(file), "", "", message))
+    log.leave_out(DataProblem(str(file), "", "", f"no records: ability {ability!r} of pool {pool!r} left out"))

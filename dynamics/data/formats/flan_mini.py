@@ -4,14 +4,15 @@
 (the study kept two: one prompt, one reply); they are normalised as `dynamics.data.formats.turns` documents,
 with ShareGPT's roles (a leading system turn is dropped).
 The split comes from a task split: `train_tasks` and `test_tasks` (text files, one task per line) or
-`split_file` (the study's JSON `{"train_key_list": [...], "eval_key_list": [...]}`). Records of a task in
-neither list are left out and counted in a log message. Without a task split every row is `train`.
+`split_file` (the study's JSON `{"train_key_list": [...], "eval_key_list": [...]}`); a text list may start
+with a UTF-8 BOM. Records of a task in neither list are left out, and a listed task without records is
+missing from its split; both are reported (`ProblemLog.leave_out`), not errors, as the study's lists are
+applied to data versions they may not match exactly. Without a task split every row is `train`.
 A record without `id` gets "{source name}-{file stem}-{index in file}".
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any, cast
@@ -19,7 +20,7 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dynamics.data.formats import LoadRequest, SourcedRow, register_format
-from dynamics.data.formats.sharegpt import ROLES
+from dynamics.data.formats.sharegpt import CONTENT_KEYS, ROLE_KEYS, ROLES
 from dynamics.data.formats.turns import (
     RawRecord,
     conversation_row,
@@ -30,9 +31,9 @@ from dynamics.data.formats.turns import (
     to_messages,
 )
 from dynamics.data.problems import DataError, DataProblem, ProblemLog
-from dynamics.data.records import read_json_document
+from dynamics.data.records import read_json_document, read_text_lines
 
-logger = logging.getLogger(__name__)
+SHOWN_TASKS = 10  # task names quoted in one report line
 SPLIT_KEYS = {"train": "train_key_list", "test": "eval_key_list"}
 
 
@@ -59,7 +60,7 @@ def _task_lines(path: str) -> list[str]:
     file = Path(path)
     if not file.is_file():
         raise DataError(DataProblem(path, "", "", "no such task list file"))
-    return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in read_text_lines(file) if line.strip()]
 
 
 def _key_list(path: str, document: Any, key: str) -> list[str]:
@@ -94,6 +95,7 @@ def load_flan_mini(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
     options = cast(FlanMiniOptions, request.options)
     split_of_task = task_splits(options)
     left_out: Counter[str] = Counter()
+    seen: set[str] = set()
 
     def build(raw: RawRecord) -> dict | None:
         task = optional_str(raw, "source")
@@ -101,12 +103,13 @@ def load_flan_mini(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
             raise raw.problem("source", "missing (the record's task name)")
         if not task:
             raise raw.problem("source", "empty (expected the record's task name)")
+        seen.add(task)
         split = "train" if split_of_task is None else split_of_task.get(task)
         if split is None:
             left_out[task] += 1
             return None
         row_id = optional_str(raw, "id")
-        turns = read_turns(raw, "conversations", "from", "value", ROLES, limit=options.max_turns)
+        turns = read_turns(raw, "conversations", ROLE_KEYS, CONTENT_KEYS, ROLES, limit=options.max_turns)
         return conversation_row(
             row_id=row_id if row_id is not None else derived_id(request.name, raw),
             source=request.name,
@@ -117,10 +120,36 @@ def load_flan_mini(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
         )
 
     rows = load_rows(request, log, build)
-    if left_out:
-        logger.info(
-            "flan_mini: left out %d record(s) of %d task(s) in neither the train nor the test list",
-            sum(left_out.values()),
-            len(left_out),
-        )
+    if split_of_task is not None:
+        _report_unmatched(request.location, options, split_of_task, left_out, seen, log)
     return rows
+
+
+def _report_unmatched(
+    location: str,
+    options: FlanMiniOptions,
+    split_of_task: dict[str, str],
+    left_out: Counter[str],
+    seen: set[str],
+    log: ProblemLog,
+) -> None:
+    """Report records of unlisted tasks (one summary) and each listed task that has no records."""
+    if left_out:
+        names = ", ".join(sorted(left_out)[:SHOWN_TASKS]) + (", ..." if len(left_out) > SHOWN_TASKS else "")
+        message = (
+            f"left out {sum(left_out.values())} record(s) of {len(left_out)} task(s) in neither the train nor "
+            f"the test list: {names}"
+        )
+        log.leave_out(DataProblem(location, "", "source", message))
+    for task, split in split_of_task.items():
+        if task not in seen:
+            file, key = _list_of(options, split)
+            message = f"{split} task {task!r} is listed but has no records in {location}; the {split} split lacks it"
+            log.leave_out(DataProblem(file, "", key, message))
+
+
+def _list_of(options: FlanMiniOptions, split: str) -> tuple[str, str]:
+    """(file, key) that lists the tasks of `split`."""
+    if options.split_file is not None:
+        return options.split_file, SPLIT_KEYS[split]
+    return str(options.train_tasks if split == "train" else options.test_tasks), ""

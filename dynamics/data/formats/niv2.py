@@ -5,9 +5,11 @@ Local layout (the upstream one, or the flat one of our samples):
     <folder>/tasks/<task>.json          (or <folder>/<task>.json)
     <folder>/splits/default/train_tasks.txt, test_tasks.txt    (or directly in <folder>)
 
-Split files list one task name per line; a `valid_tasks.txt` beside them is read too. Only listed tasks are
-loaded, split file by split file (train, valid, test), tasks in listing order, instances in file order, so
-the result never depends on how the folder lists.
+Split files list one task name per line (a leading UTF-8 BOM is ignored); a `valid_tasks.txt` beside them
+is read too. Only listed tasks are loaded, split file by split file (train, valid, test), tasks in listing
+order, instances in file order, so the result never depends on how the folder lists. A listed task whose
+`Instances` is empty is an error when it is a held-out (test or valid) task, as the evaluation would
+silently lose it; a training task without instances is left out and reported (`ProblemLog.leave_out`).
 
 Each instance becomes one row: the user turn is Study B's prompt (`build_prompt`), the assistant turn the
 first reference, `references` all of the instance's outputs. Sampling (20 per train task, ...) is a later
@@ -32,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dynamics.data.formats import LoadRequest, SourcedRow, checked_row, register_format, require
 from dynamics.data.problems import DataError, DataProblem, ProblemLog
-from dynamics.data.records import read_json_document
+from dynamics.data.records import read_json_document, read_text_lines
 from dynamics.data.schema import SPLITS
 
 # Hub split names -> canonical splits.
@@ -133,8 +135,9 @@ def fit_prompts(
     return prompts
 
 
-def _canonical_row(request: LoadRequest, instance_id: str, task: str, category: str, split: str,
-                   prompt: str, references: list[str]) -> dict[str, Any]:
+def _canonical_row(
+    request: LoadRequest, instance_id: str, task: str, category: str, split: str, prompt: str, references: list[str]
+) -> dict[str, Any]:
     return {
         "id": instance_id,
         "source": request.name,
@@ -183,8 +186,12 @@ def _split_files(root: Path, options: Niv2Options) -> dict[str, Path]:
     if not found:
         where = " or ".join(str(folder) for folder in candidates)
         raise DataError(
-            DataProblem(str(root), "", "", f"no train_tasks.txt / test_tasks.txt in {where}; "
-                        "set options.split_dir or options.split_files")
+            DataProblem(
+                str(root),
+                "",
+                "",
+                f"no train_tasks.txt / test_tasks.txt in {where}; set options.split_dir or options.split_files",
+            )
         )
     return {split: found[split] for split in SPLITS if split in found}
 
@@ -193,19 +200,20 @@ def _listed_tasks(split_files: Mapping[str, Path]) -> list[_ListedTask]:
     """Every listed task once; a task listed twice (in one file or two splits) is an error naming both lines."""
     listed: dict[str, _ListedTask] = {}
     for split, path in split_files.items():
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as error:
-            raise DataError(DataProblem(str(path), "", "", f"not valid UTF-8 ({error.reason})")) from None
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(read_text_lines(path), start=1):
             name = line.strip()
             if not name:
                 continue
             first = listed.get(name)
             if first is not None:
                 raise DataError(
-                    DataProblem(str(path), f"line {number}", "", f"task {name!r} is listed again (first in "
-                                f"{first.split_file}: line {first.line}, split '{first.split}')")
+                    DataProblem(
+                        str(path),
+                        f"line {number}",
+                        "",
+                        f"task {name!r} is listed again (first in "
+                        f"{first.split_file}: line {first.line}, split '{first.split}')",
+                    )
                 )
             listed[name] = _ListedTask(name, split, path, number)
     return list(listed.values())
@@ -241,8 +249,8 @@ def _positive_examples(document: Mapping[str, Any], file: str, limit: int) -> li
         return []
     examples = require(document, "Positive Examples", list, file, "")
     pairs = []
-    for index, example in enumerate(examples[:limit]):
-        where = f"Positive Examples[{index}]"
+    for number, example in enumerate(examples[:limit], start=1):
+        where = f"positive example {number}"
         if not isinstance(example, Mapping):
             raise DataError(DataProblem(file, where, "", f"expected an object, got {type(example).__name__}"))
         pairs.append((require(example, "input", str, file, where), require(example, "output", str, file, where)))
@@ -266,8 +274,20 @@ def _instance(instance: Any, file: str, where: str) -> tuple[str, str, list[str]
     return instance_id, text, list(outputs)
 
 
-def _task_rows(listed: _ListedTask, path: Path, request: LoadRequest, count: LengthCounter,
-               log: ProblemLog) -> Iterator[SourcedRow]:
+def _no_instances(listed: _ListedTask, file: str, log: ProblemLog) -> None:
+    """A task with `"Instances": []`: a held-out task must not vanish from the evaluation, so that raises (in
+    lenient mode too: it is the file, not a row); a training task is left out and reported."""
+    listing = f"listed in {listed.split_file}: line {listed.line}"
+    if listed.split != "train":
+        message = f"empty list: {listed.split} task {listed.name!r} ({listing}) has no instances to evaluate on"
+        raise DataError(DataProblem(file, "", "Instances", message))
+    message = f"empty list: training task {listed.name!r} ({listing}) has no instances; left out"
+    log.leave_out(DataProblem(file, "", "Instances", message))
+
+
+def _task_rows(
+    listed: _ListedTask, path: Path, request: LoadRequest, count: LengthCounter, log: ProblemLog
+) -> Iterator[SourcedRow]:
     options: Niv2Options = request.options  # type: ignore[assignment]
     file = str(path)
     document = read_json_document(path)  # NaN tokens (upstream quirk) parse as float('nan')
@@ -277,9 +297,12 @@ def _task_rows(listed: _ListedTask, path: Path, request: LoadRequest, count: Len
     category = _category(document, file, listed.name)
     examples = _positive_examples(document, file, options.num_positive_examples)
     instances = require(document, "Instances", list, file, "")
+    if not instances:
+        _no_instances(listed, file, log)
+        return
     usable = []
-    for index, instance in enumerate(instances):
-        where = f"Instances[{index}]"
+    for number, instance in enumerate(instances, start=1):
+        where = f"instance {number}"
         try:
             usable.append((where, *_instance(instance, file, where)))
         except DataError as error:
@@ -319,8 +342,8 @@ def _load_hub(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
         file = f"{request.location}[{hub_split}]"
         if hub_split not in HUB_SPLITS:
             raise DataError(DataProblem(file, "", "", f"unknown split; expected one of {', '.join(HUB_SPLITS)}"))
-        for index, record in enumerate(dataset):
-            where = f"row {index}"
+        for number, record in enumerate(dataset, start=1):
+            where = f"row {number}"
             try:
                 task = require(record, "task_name", str, file, where)
                 definition = require(record, "definition", str, file, where)

@@ -1,9 +1,9 @@
 """No Robots-style data (SPEC §1.2): `{prompt, prompt_id, messages: [{role, content}], category}`.
 
-Roles are system, user and assistant; a leading system turn is dropped unless `keep_system`, and turns are
-normalised as `dynamics.data.formats.turns` documents. `id` = `prompt_id` (duplicates are reported by the
-framework); `task` = `category` = the record's `category`; `prompt` is not read (it repeats the first user
-turn).
+Roles are system, user and assistant (matched ignoring case); a leading system turn is dropped unless
+`keep_system`, and turns are normalised as `dynamics.data.formats.turns` documents. `id` = `prompt_id`
+(duplicates are reported by the framework); `task` = `category` = the record's `category`; `prompt` is not
+read (it repeats the first user turn).
 Split: the `split` option if given; otherwise `test` when the word "test" appears in the hub split name
 (e.g. `test_sft`) or, for local files, in the file's path below the loaded folder (e.g. `test_sft.jsonl`,
 `test/part-0.parquet`; "latest" does not count), else `train`.
@@ -62,7 +62,7 @@ def load_norobots(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
     def build(raw: RawRecord) -> dict:
         row_id = required_str(raw, "prompt_id")
         category = required_str(raw, "category")
-        turns = read_turns(raw, "messages", "role", "content", ROLES)
+        turns = read_turns(raw, "messages", ("role",), ("content",), ROLES)
         if raw.file not in split_of_file:
             split_of_file[raw.file] = options.split or split_from_name(raw.file, request.location)
         return conversation_row(

@@ -8,7 +8,9 @@
   trailing "<|endoftext|>" removed); the task is the file name without its suffix.
 
 `category` = `task`. A task is `test` when it equals an entry of `test_tasks` or starts with an entry
-followed by "_" (so T0's held-out dataset `super_glue_cb` covers every prompt of it), else `train`.
+followed by "_" (so T0's held-out dataset `super_glue_cb` covers every prompt of it), else `train`; an
+entry that matches no loaded task holds nothing out and is reported (`ProblemLog.leave_out`): T0's list
+names datasets a slice may not have, so it is not an error.
 Records have no id: each gets "{source name}-{file stem}-{index in file}".
 """
 
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dynamics.data.formats import LoadRequest, SourcedRow, register_format
 from dynamics.data.formats.turns import RawRecord, conversation_row, derived_id, load_rows, required_str
-from dynamics.data.problems import ProblemLog
+from dynamics.data.problems import DataProblem, ProblemLog
 
 END_OF_TEXT = "<|endoftext|>"
 NATIVE_FIELDS = ("inputs_pretokenized", "targets_pretokenized")
@@ -38,7 +40,12 @@ class P3Options(BaseModel):
 
 
 def is_held_out(task: str, test_tasks: tuple[str, ...]) -> bool:
-    return any(task == held_out or task.startswith(held_out + "_") for held_out in test_tasks)
+    """Whether `task` is one of `test_tasks` or a prompt of one (a name prefix followed by "_")."""
+    return any(_covers(held_out, task) for held_out in test_tasks)
+
+
+def _covers(held_out: str, task: str) -> bool:
+    return task == held_out or task.startswith(held_out + "_")
 
 
 def _native(raw: RawRecord, request: LoadRequest, task_field: str) -> tuple[str, str, str]:
@@ -61,6 +68,7 @@ def _reformatted(raw: RawRecord) -> tuple[str, str, str]:
 @register_format("p3", P3Options)
 def load_p3(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
     options = cast(P3Options, request.options)
+    seen: set[str] = set()
 
     def build(raw: RawRecord) -> dict:
         native = any(raw.record.get(field) is not None for field in NATIVE_FIELDS)
@@ -71,6 +79,7 @@ def load_p3(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
         else:
             task, prompt, target = _native(raw, request, options.task_field)
             target_field = "targets_pretokenized"
+        seen.add(task)
         if not target.strip():
             raise raw.problem(target_field, "empty: nothing to train or score on")
         return conversation_row(
@@ -82,4 +91,9 @@ def load_p3(request: LoadRequest, log: ProblemLog) -> list[SourcedRow]:
             messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": target}],
         )
 
-    return load_rows(request, log, build)
+    rows = load_rows(request, log, build)
+    for held_out in options.test_tasks:
+        if not any(_covers(held_out, task) for task in seen):
+            message = f"options.test_tasks entry {held_out!r} matches no task of the source; nothing is held out for it"
+            log.leave_out(DataProblem(request.location, "", "", message))
+    return rows

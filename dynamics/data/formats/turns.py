@@ -53,14 +53,17 @@ class RawRecord:
 def read_turns(
     raw: RawRecord,
     list_field: str,
-    role_key: str,
-    content_key: str,
+    role_keys: tuple[str, ...],
+    content_keys: tuple[str, ...],
     roles: Mapping[str, str],
     limit: int | None = None,
 ) -> list[Turn]:
     """The first `limit` (default all) turns of `raw.record[list_field]`, roles mapped by `roles`.
 
-    A bad turn raises naming `list_field[i].key`; turns past `limit` are not read.
+    Each turn's role is under the first of `role_keys` it has and its text under the first of `content_keys`
+    (dumps differ: ShareGPT's `from`/`value`, OpenAI's `role`/`content`); keys and role names are matched
+    case-insensitively (`From: "Human"`), as `roles` holds lower-case names. A bad turn raises naming
+    `list_field[i].key`; turns past `limit` are not read.
     """
     turns = raw.record.get(list_field)
     if turns is None:
@@ -74,17 +77,38 @@ def read_turns(
         place = f"{list_field}[{index}]"
         if not isinstance(turn, Mapping):
             raise raw.problem(place, f"expected an object, got {type(turn).__name__}")
-        role, content = turn.get(role_key), turn.get(content_key)
+        role_key, content_key = _spelled(turn, role_keys), _spelled(turn, content_keys)
+        role = turn[role_key] if role_key is not None else None
+        content = turn[content_key] if content_key is not None else None
         if role is None:
-            raise raw.problem(f"{place}.{role_key}", "missing")
-        if role not in roles:
-            raise raw.problem(f"{place}.{role_key}", f"unknown role {role!r}; expected one of {sorted(roles)}")
+            raise raw.problem(f"{place}.{role_key or role_keys[0]}", _missing(role_keys))
+        role_field = f"{place}.{role_key}"
+        if not isinstance(role, str):
+            raise raw.problem(role_field, f"expected a role name (str), got {type(role).__name__}")
+        canonical = roles.get(role) or roles.get(role.lower())
+        if canonical is None:
+            raise raw.problem(role_field, f"unknown role {role!r}; expected one of {sorted(roles)}")
         if content is None:
-            raise raw.problem(f"{place}.{content_key}", "missing")
+            raise raw.problem(f"{place}.{content_key or content_keys[0]}", _missing(content_keys))
         if not isinstance(content, str):
             raise raw.problem(f"{place}.{content_key}", f"expected str, got {type(content).__name__}")
-        result.append(Turn(roles[role], content, f"{place}.{role_key}"))
+        result.append(Turn(canonical, content, role_field))
     return result
+
+
+def _spelled(turn: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+    """The turn's own spelling of the first of `names` it has (exact first, then ignoring case), or None."""
+    for name in names:
+        if name in turn:
+            return name
+    lowered = {key.lower(): key for key in turn if isinstance(key, str)}
+    return next((lowered[name] for name in names if name in lowered), None)
+
+
+def _missing(names: tuple[str, ...]) -> str:
+    if len(names) == 1:
+        return "missing"
+    return f"missing (expected one of {', '.join(map(repr, names))})"
 
 
 def to_messages(turns: list[Turn], keep_system: bool, raw: RawRecord, list_field: str) -> list[dict[str, str]]:

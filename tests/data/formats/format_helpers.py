@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dynamics.data.formats import FORMATS, LoadRequest, SourcedRow
-from dynamics.data.problems import DataError, ProblemLog
+from dynamics.data.problems import LENIENT_HINT, DataError, ProblemLog
 
 SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 """The shared real samples (`<sample>/...`), next to the checkout; tests skip when one is absent."""
@@ -63,24 +63,27 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 
 
 def check_bad_record_named(load: Loader, path: Path, field: str, message: str) -> None:
-    """Loading `path` strictly fails at its row 1, the error naming file, row and `field` and holding `message`."""
+    """Loading `path` strictly fails at its second record ("row 2": places count from 1), the error naming
+    file, row and `field`, holding `message` and ending with the hint that lenient mode would skip the row."""
     with pytest.raises(DataError) as caught:
         load(path)
-    assert str(caught.value).startswith(f"{path}: row 1: field '{field}': ")
+    assert str(caught.value).startswith(f"{path}: row 2: field '{field}': ")
     assert message in str(caught.value)
+    assert str(caught.value).endswith(LENIENT_HINT)
 
 
 def load_bad_records_leniently(
     load: Loader, path: Path, first: Any, bad_records: BadRecords, last: Any, write: Writer = write_json
 ) -> list[SourcedRow]:
     """Writes `first`, every bad record (cases in sorted order) and `last` to `path` with `write`, loads it
-    leniently, checks each bad record was skipped and recorded with its file, row and field, and returns the rows.
+    leniently, checks each bad record was skipped and recorded with its file, row (the first bad one is
+    "row 2") and field, and returns the rows.
     """
     cases = sorted(bad_records)
     write(path, [first, *(bad_records[case][0] for case in cases), last])
     rows, log = load(path, lenient=True)
     assert [(p.file, p.where, p.field) for p in log.skipped] == [
-        (str(path), f"row {index}", bad_records[case][1]) for index, case in enumerate(cases, start=1)
+        (str(path), f"row {number}", bad_records[case][1]) for number, case in enumerate(cases, start=2)
     ]
     return rows
 

@@ -47,7 +47,7 @@ def test_real_sample_rows_keep_every_source_field() -> None:
     assert len(rows) == len(source)
     for index, (file, where, row) in enumerate(rows):
         record = source[index]
-        assert (file, where) == (str(SAMPLE_FILE), f"row {index}")
+        assert (file, where) == (str(SAMPLE_FILE), f"row {index + 1}")  # places count from 1
         assert row["id"] == f"alpaca-{index}"
         assert (row["source"], row["task"], row["category"], row["split"]) == ("alpaca", "alpaca", "alpaca", "train")
         assert [turn["role"] for turn in row["messages"]] == ["user", "assistant"]

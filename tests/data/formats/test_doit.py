@@ -14,7 +14,7 @@ from format_helpers import check_options, load_format_rows
 
 from dynamics.config import ConfigError, parse_config
 from dynamics.data.formats.doit import DoitOptions
-from dynamics.data.problems import DataError, ProblemLog
+from dynamics.data.problems import LENIENT_HINT, DataError, ProblemLog
 from dynamics.data.schema import to_table
 from dynamics.sweep.plan import check_names
 
@@ -198,7 +198,7 @@ def test_bad_record_names_file_line_and_field(root: Path, bad: Any, field: str, 
 def test_reply_less_record_is_a_problem_in_a_training_pool(root: Path) -> None:
     path = _write(root / "curated" / "full" / "history_full.json", [{"messages": _chat("q"), "answer": "a"}])
     expected = "ends with a user turn: nothing to train on in train pool 'curated/full'"
-    assert _error(root) == f"{path}: line 1: field 'messages': {expected}"
+    assert _error(root) == f"{path}: line 1: field 'messages': {expected} {LENIENT_HINT}"
 
 
 def test_non_utf8_line_names_the_line(root: Path) -> None:
@@ -268,3 +268,51 @@ def test_options_reject_unknown_keys_and_splits(root: Path) -> None:
         DoitOptions(split_of_pool={"curated/full": "training"}, pools=["curated/full"])
     with pytest.raises(ValueError, match="listed twice"):
         DoitOptions(pools=["curated/full", "curated/full"])
+
+
+# --- edge cases: empty files, a BOM, JSON list files ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+@pytest.mark.parametrize("pool", ["curated/test", "curated/valid"])
+def test_empty_evaluation_file_is_an_error_naming_it(root: Path, pool: str, lenient: bool) -> None:
+    split = pool.split("/")[1]
+    path = root / pool / f"history_{split}.json"
+    path.write_text("\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        _load(root, ProblemLog(lenient=lenient), pools=["curated/full", pool])
+    assert str(caught.value) == f"{path}: no records: ability 'history' would be missing from the {split} pool {pool!r}"
+
+
+def test_empty_training_file_is_left_out_and_reported(root: Path) -> None:
+    path = root / "curated" / "full" / "history_full.json"
+    path.write_text("", encoding="utf-8")
+    log = ProblemLog()
+    rows = _load(root, log)
+    assert not any(row_id.startswith("doit/curated/full/history/") for row_id in rows)
+    assert [(p.file, p.message) for p in log.left_out] == [
+        (str(path), "no records: ability 'history' of pool 'curated/full' left out")
+    ]
+
+
+def test_file_emptied_by_lenient_skips_is_not_called_empty(root: Path) -> None:
+    _write(root / "curated" / "test" / "history_test.json", [{"answer": "no messages"}])
+    log = ProblemLog(lenient=True)
+    _load(root, log)
+    assert [p.field for p in log.skipped] == ["messages"] and log.left_out == []
+
+
+def test_bom_json_lines_file_loads_like_one_without(root: Path) -> None:
+    path = root / "curated" / "full" / "math_full.json"
+    before = _load(root)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert _load(root) == before
+
+
+def test_json_list_file_keeps_0_based_ids_while_places_count_from_1(root: Path) -> None:
+    path = root / "curated" / "full" / "history_full.json"
+    path.write_text(json.dumps([GOOD, {"messages": []}]), encoding="utf-8")
+    log = ProblemLog(lenient=True)
+    rows = _load(root, log)
+    assert "doit/curated/full/history/000000" in rows  # ids of list files never changed
+    assert [(p.file, p.where) for p in log.skipped] == [(str(path), "row 2")]

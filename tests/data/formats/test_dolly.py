@@ -81,3 +81,11 @@ def test_bad_records_lenient_are_skipped_and_each_recorded(tmp_path: Path) -> No
 def test_unknown_option_names_the_closest() -> None:
     with pytest.raises(ValueError, match="options.test_category: .*did you mean 'test_categories'"):
         check_options("dolly", test_category=["open_qa"])
+
+
+def test_held_out_categories_that_the_data_lacks_are_reported(tmp_path: Path) -> None:
+    path = _write(tmp_path / "dolly.jsonl", [_record(0), _record(1, category="summarization")])
+    rows, log = _load(path, test_categories=["summarization", "brainstorm"])
+    assert [row["split"] for _, _, row in rows] == ["train", "test"]
+    [problem] = log.left_out
+    assert problem.file == str(path) and "options.test_categories entry 'brainstorm' is no category" in problem.message

@@ -70,7 +70,7 @@ def _split_file(tmp_path: Path, document: Any = None) -> str:
 
 def test_task_split_files_give_splits_through_load_examples(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = _corpus(tmp_path)
-    with caplog.at_level(logging.INFO, logger="dynamics.data.formats.flan_mini"):
+    with caplog.at_level(logging.WARNING, logger="dynamics.data.sources"):  # what a load left out is logged
         table = load_examples(DataConfig(source="flan_mini", path=str(path), options=_task_files(tmp_path)), seed=0)
     assert table.schema == CANONICAL_SCHEMA
     rows = table.to_pylist()
@@ -167,10 +167,16 @@ BAD_RECORDS = {
     "turn not an object": (_record("t", 9, conversations=["hello"]), "conversations[0]", "expected an object"),
     "value missing": (_record("t", 9, conversations=[{"from": "human"}]), "conversations[0].value", "missing"),
     "empty conversations": (_record("t", 9, conversations=[]), "conversations", "empty"),
-    "no reply": (_record("t", 9, conversations=[_turn("human", "q"), _turn("human", "q2")]), "conversations",
-                 "no assistant reply"),
-    "unknown role": (_record("t", 9, conversations=[_turn("user", "q"), _turn("gpt", "a")]),
-                     "conversations[0].from", "unknown role 'user'"),
+    "no reply": (
+        _record("t", 9, conversations=[_turn("human", "q"), _turn("human", "q2")]),
+        "conversations",
+        "no assistant reply",
+    ),
+    "unknown role": (
+        _record("t", 9, conversations=[_turn("bard", "q"), _turn("gpt", "a")]),
+        "conversations[0].from",
+        "unknown role 'bard'",
+    ),
 }
 
 
@@ -192,3 +198,55 @@ def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.
     options = _task_files(tmp_path)
     expected = load_in_both_listing_orders(_load, tmp_path, monkeypatch, ("a.json", "b.json"), records, **options)
     assert [row["split"] for row in expected] == ["train", "test", "train", "test"]
+
+
+# ---- edge cases: a BOM, tasks left out or missing -------------------------------------------------------------
+
+
+def test_bom_task_lists_are_read_like_plain_ones(tmp_path: Path) -> None:
+    path = _corpus(tmp_path)
+    options = _task_files(tmp_path)
+    expected, _ = _load(path, **options)
+    for key in ("train_tasks", "test_tasks"):
+        list_file = Path(options[key])
+        list_file.write_bytes(b"\xef\xbb\xbf" + list_file.read_bytes())
+    assert _load(path, **options)[0] == expected
+
+
+def test_non_utf8_task_list_names_file_and_line(tmp_path: Path) -> None:
+    options = _task_files(tmp_path)
+    Path(options["test_tasks"]).write_bytes(b"task_reverse_word\ntask_\xff\n")
+    with pytest.raises(DataError, match=r"test_tasks.txt: line 2: not valid UTF-8"):
+        _load(_corpus(tmp_path), **options)
+
+
+@pytest.mark.parametrize("layout", ["text lists", "split file"])
+def test_unlisted_records_and_listed_tasks_without_records_are_reported(tmp_path: Path, layout: str) -> None:
+    path = _corpus(tmp_path)
+    TASKS_WITH_GAPS = {"train": [*TASKS["train"], "task_train_gone"], "test": [*TASKS["test"], "task_test_gone"]}
+    if layout == "split file":
+        document = {"train_key_list": TASKS_WITH_GAPS["train"], "eval_key_list": TASKS_WITH_GAPS["test"]}
+        options = {"split_file": _split_file(tmp_path, document)}
+        lists = {"train": (options["split_file"], "train_key_list"), "test": (options["split_file"], "eval_key_list")}
+    else:
+        options = _task_files(tmp_path)
+        for split in ("train", "test"):
+            Path(options[f"{split}_tasks"]).write_text("\n".join(TASKS_WITH_GAPS[split]) + "\n", encoding="utf-8")
+        lists = {split: (options[f"{split}_tasks"], "") for split in ("train", "test")}
+    rows, log = _load(path, **options)
+    assert len(rows) == 6 and not log.skipped
+    unlisted, *missing = log.left_out
+    assert (unlisted.file, unlisted.field) == (str(path), "source")
+    assert "left out 2 record(s) of 1 task(s) in neither the train nor the test list: task_not_in_any_list" in str(
+        unlisted
+    )
+    assert [(p.file, p.field) for p in missing] == [lists["train"], lists["test"]]
+    assert "train task 'task_train_gone' is listed but has no records" in missing[0].message
+    assert "test task 'task_test_gone' is listed but has no records" in missing[1].message
+    assert "the test split lacks it" in missing[1].message
+
+
+def test_complete_task_lists_leave_nothing_out(tmp_path: Path) -> None:
+    records = [_record(task, 0) for task in [*TASKS["train"], *TASKS["test"]]]
+    _, log = _load(_write(tmp_path / "f.json", records), **_task_files(tmp_path))
+    assert log.left_out == []

@@ -6,6 +6,7 @@ Run: `python -m pytest -q tests/data/formats/test_niv2.py`
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import Counter
 from pathlib import Path
@@ -313,12 +314,12 @@ def test_bad_instance_strict_names_it_lenient_skips_it(
     task["Instances"].insert(1, bad_instance)
     root = _small(tmp_path, train_task=task)
     error = _data_error(_niv2(root))
-    assert f"{root / 'task1_toy_copy.json'}: Instances[1]: field {field}" in error and message in error
+    assert f"{root / 'task1_toy_copy.json'}: instance 2: field {field}" in error and message in error
 
     table = load_examples(_niv2(root, lenient=True), seed=0, report_dir=tmp_path)
     assert table.column("id").to_pylist() == [f"task1-{i:04d}" for i in range(3)] + [f"task2-{i:04d}" for i in range(3)]
     [skipped] = [json.loads(line) for line in (tmp_path / SKIPPED_REPORT).read_text(encoding="utf-8").splitlines()]
-    assert skipped["file"] == str(root / "task1_toy_copy.json") and skipped["where"] == "Instances[1]"
+    assert skipped["file"] == str(root / "task1_toy_copy.json") and skipped["where"] == "instance 2"
     assert f"'{skipped['field']}'" == field and message in skipped["message"]
 
 
@@ -352,3 +353,64 @@ def test_no_split_files_says_where_it_looked(tmp_path: Path) -> None:
     (root / "test_tasks.txt").unlink()
     message = _data_error(_niv2(root))
     assert "train_tasks.txt" in message and str(root / "splits" / "default") in message and "split_dir" in message
+
+
+# ---- edge cases: a BOM, empty tasks, 1-based places -----------------------------------------------------------
+
+
+def test_bom_in_split_files_and_task_files_is_ignored(tmp_path: Path) -> None:
+    expected = _rows(_small(tmp_path / "plain"))
+    root = _small(tmp_path / "bom")
+    for path in [root / "train_tasks.txt", root / "test_tasks.txt", root / "task1_toy_copy.json"]:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert _rows(root) == expected
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_test_task_without_instances_is_an_error_naming_file_key_and_task(tmp_path: Path, lenient: bool) -> None:
+    root = _folder(
+        tmp_path,
+        train={"task1_toy_copy": _task("task1")},
+        test={"task2_toy_held_out": _task("task2"), "task3_toy_empty": _task("task3", instances=0)},
+    )
+    message = _data_error(_niv2(root, lenient=lenient), report_dir=tmp_path)
+    assert message.startswith(f"{root / 'task3_toy_empty.json'}: field 'Instances': empty list: test task ")
+    assert "'task3_toy_empty'" in message and f"{root / 'test_tasks.txt'}: line 2" in message
+    assert "--lenient" not in message  # skipping rows cannot bring the task back
+
+
+def test_training_task_without_instances_is_left_out_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = _folder(
+        tmp_path / "data",
+        train={"task0_toy_empty": _task("task0", instances=0), "task1_toy_copy": _task("task1")},
+        test={"task2_toy_held_out": _task("task2")},
+    )
+    with caplog.at_level(logging.WARNING, logger="dynamics.data.sources"):
+        table = load_examples(_niv2(root), seed=0, report_dir=tmp_path / "work")
+    assert table.column("id").to_pylist() == [f"task1-{i:04d}" for i in range(3)] + [f"task2-{i:04d}" for i in range(3)]
+    report = [json.loads(line) for line in (tmp_path / "work" / SKIPPED_REPORT).read_text().splitlines()]
+    assert [(r["file"], r["where"], r["field"]) for r in report] == [
+        (str(root / "task0_toy_empty.json"), "", "Instances")
+    ]
+    assert "training task 'task0_toy_empty'" in report[0]["message"] and "left out" in report[0]["message"]
+    assert "task0_toy_empty" in caplog.text
+
+
+def test_positive_example_problems_are_named_from_1(tmp_path: Path) -> None:
+    task = _task("task1")
+    task["Positive Examples"][1] = {"input": "teal"}
+    message = _data_error(_niv2(_small(tmp_path, train_task=task)))
+    assert f"{tmp_path / 'task1_toy_copy.json'}: positive example 2: field 'output': missing" in message
+
+
+def test_hub_rows_are_numbered_from_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    good = {"task_name": "task1_toy", "id": "task1-0", "definition": "Copy.", "inputs": "x", "targets": "x"}
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda name, config: {"train": [good, {**good, "id": None}], "test": []}
+    )
+    message = _data_error(DataConfig(source="niv2", path="someone/niv2-flat"))
+    assert message.startswith("someone/niv2-flat[train]: row 2: field 'id': missing")

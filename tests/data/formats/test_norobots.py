@@ -127,21 +127,30 @@ def test_duplicate_prompt_ids_are_named_with_both_places(tmp_path: Path) -> None
     with pytest.raises(DataError) as caught:
         load_examples(DataConfig(source="norobots", path=str(folder)), seed=0)
     message = str(caught.value)
-    assert f"{folder / 'train.jsonl'}: row 0: field 'id': duplicate id 'id-red'" in message
-    assert f"(first at {folder / 'test.jsonl'}: row 1)" in message
+    assert f"{folder / 'train.jsonl'}: row 1: field 'id': duplicate id 'id-red'" in message
+    assert f"(first at {folder / 'test.jsonl'}: row 2)" in message
 
 
 BAD_RECORDS = {
     "missing prompt_id": ({k: v for k, v in _record("x").items() if k != "prompt_id"}, "prompt_id", "missing"),
     "category not a string": (_record("x", category=3), "category", "expected str, got int"),
     "messages not a list": (_record("x", messages={"role": "user"}), "messages", "expected a list"),
-    "content not a string": (_record("x", messages=[_message("user", "q"), {"role": "assistant", "content": 1}]),
-                             "messages[1].content", "expected str, got int"),
+    "content not a string": (
+        _record("x", messages=[_message("user", "q"), {"role": "assistant", "content": 1}]),
+        "messages[1].content",
+        "expected str, got int",
+    ),
     "empty messages": (_record("x", messages=[]), "messages", "empty"),
-    "no reply": (_record("x", messages=[_message("system", "s"), _message("user", "q")]), "messages",
-                 "no assistant reply"),
-    "unknown role": (_record("x", messages=[_message("user", "q"), _message("tool", "a")]), "messages[1].role",
-                     "unknown role 'tool'"),
+    "no reply": (
+        _record("x", messages=[_message("system", "s"), _message("user", "q")]),
+        "messages",
+        "no assistant reply",
+    ),
+    "unknown role": (
+        _record("x", messages=[_message("user", "q"), _message("tool", "a")]),
+        "messages[1].role",
+        "unknown role 'tool'",
+    ),
 }
 
 

@@ -140,3 +140,12 @@ def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.
         _load, tmp_path, monkeypatch, names, records, write=_jsonl, test_tasks=HELD_OUT
     )
     assert [row["task"] for row in expected] == ["anli_a", "super_glue_cb_x", "cb_b", "super_glue_cb_x"]
+
+
+def test_held_out_entries_that_match_no_task_are_reported(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "p3.jsonl", [_native("super_glue_cb_can_we_infer", 0), _native("xsum_summarize", 1)])
+    rows, log = _load(path, test_tasks=["super_glue_cb", "story_cloze"])
+    assert [row["split"] for _, _, row in rows] == ["test", "train"]
+    [problem] = log.left_out
+    assert (problem.file, problem.where) == (str(path), "")
+    assert "options.test_tasks entry 'story_cloze' matches no task" in problem.message

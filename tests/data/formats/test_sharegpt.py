@@ -20,6 +20,7 @@ from format_helpers import (
     load_in_both_listing_orders,
 )
 from format_helpers import write_json as _write
+from format_helpers import write_jsonl as _jsonl
 
 from dynamics.data.problems import DataError
 from dynamics.data.schema import CANONICAL_SCHEMA, to_table
@@ -45,8 +46,9 @@ def _chat(index: int, **fields: Any) -> dict[str, Any]:
 
 
 def _index(where: str) -> int:
+    """The 0-based index in the source list of the record at `where` ("row 1" is the first record)."""
     assert where.startswith("row ")
-    return int(where.split()[1])
+    return int(where.split()[1]) - 1
 
 
 def _unusable(record: dict[str, Any]) -> bool:
@@ -123,7 +125,7 @@ def test_real_sample_strict_names_the_first_unusable_row() -> None:
     with pytest.raises(DataError) as caught:
         _load(SAMPLE)
     message = str(caught.value)
-    assert str(SAMPLE_FILE) in message and f"row {first_bad}:" in message and "field 'conversations" in message
+    assert str(SAMPLE_FILE) in message and f"row {first_bad + 1}:" in message and "field 'conversations" in message
 
 
 def test_roles_category_split_and_derived_ids(tmp_path: Path) -> None:
@@ -176,18 +178,30 @@ def test_irregular_turns_are_normalised(tmp_path: Path) -> None:
 BAD_RECORDS = {
     "missing conversations": ({"id": "x"}, "conversations", "missing"),
     "conversations not a list": (_chat(9, conversations="hello"), "conversations", "expected a list"),
-    "value not a string": (_chat(9, conversations=[_turn("human", "q"), {"from": "gpt", "value": 7}]),
-                           "conversations[1].value", "expected str"),
+    "value not a string": (
+        _chat(9, conversations=[_turn("human", "q"), {"from": "gpt", "value": 7}]),
+        "conversations[1].value",
+        "expected str",
+    ),
     "id not a string": (_chat(9, id=12), "id", "expected str"),
     "empty conversations": (_chat(9, conversations=[]), "conversations", "empty"),
     "no reply": (_chat(9, conversations=[_turn("human", "q")]), "conversations", "no assistant reply"),
     "only replies": (_chat(9, conversations=[_turn("gpt", "a")]), "conversations", "no user turn"),
-    "unknown role": (_chat(9, conversations=[_turn("human", "q"), _turn("bard", "a")]),
-                     "conversations[1].from", "unknown role 'bard'"),
-    "late system turn": (_chat(9, conversations=[_turn("human", "q"), _turn("system", "s"), _turn("gpt", "a")]),
-                         "conversations[1].from", "only as the first turn"),
-    "empty final reply": (_chat(9, conversations=[_turn("human", "q"), _turn("gpt", " ")]),
-                          "conversations", "final assistant reply is empty"),
+    "unknown role": (
+        _chat(9, conversations=[_turn("human", "q"), _turn("bard", "a")]),
+        "conversations[1].from",
+        "unknown role 'bard'",
+    ),
+    "late system turn": (
+        _chat(9, conversations=[_turn("human", "q"), _turn("system", "s"), _turn("gpt", "a")]),
+        "conversations[1].from",
+        "only as the first turn",
+    ),
+    "empty final reply": (
+        _chat(9, conversations=[_turn("human", "q"), _turn("gpt", " ")]),
+        "conversations",
+        "final assistant reply is empty",
+    ),
 }
 
 
@@ -213,3 +227,60 @@ def test_listing_order_does_not_change_rows(tmp_path: Path, monkeypatch: pytest.
 def test_unknown_option_is_an_error_with_the_closest_option() -> None:
     with pytest.raises(ValueError, match="options.keep_sytem: .*did you mean 'keep_system'"):
         check_options("sharegpt", keep_sytem=True)
+
+
+# ---- role variants: OpenAI-style keys and roles, any case --------------------------------------------------
+
+
+def _openai(role: str, text: str) -> dict[str, str]:
+    return {"role": role, "content": text}
+
+
+@pytest.mark.parametrize(
+    "turns",
+    [
+        [_openai("system", "Be brief."), _openai("user", "Tell me fact 0."), _openai("assistant", "Fact 0 is true.")],
+        [
+            {"From": "System", "Value": "Be brief."},
+            {"FROM": "HUMAN", "VALUE": "Tell me fact 0."},
+            {"from": "Gpt", "value": "Fact 0 is true."},
+        ],
+        [_turn("system", "Be brief."), _openai("User", "Tell me fact 0."), _turn("assistant", "Fact 0 is true.")],
+    ],
+    ids=["role+content", "any case", "mixed"],
+)
+def test_role_variants_load_exactly_like_human_and_gpt(tmp_path: Path, turns: list[dict[str, str]]) -> None:
+    reference = _chat(0)
+    reference["conversations"].insert(0, _turn("system", "Be brief."))
+    expected = _load(_write(tmp_path / "reference.json", [reference]), keep_system=True)[0]
+    rows, _ = _load(_write(tmp_path / "chats.json", [_chat(0, conversations=turns)]), keep_system=True)
+    assert [row for _, _, row in rows] == [row for _, _, row in expected]
+    dropped, _ = _load(tmp_path / "chats.json")
+    assert dropped[0][2]["messages"][0] == {"role": "user", "content": "Tell me fact 0."}
+
+
+ROLE_PROBLEMS = {
+    "unknown role under role": (_chat(9, conversations=[_openai("user", "q"), _openai("tool", "a")]),
+                                "conversations[1].role", "unknown role 'tool'"),
+    "unknown role in capitals": (_chat(9, conversations=[_turn("human", "q"), _turn("BING", "a")]),
+                                 "conversations[1].from", "unknown role 'BING'; expected one of ['assistant', 'gpt'"),
+    "role not a string": (_chat(9, conversations=[_turn("human", "q"), {"from": 1, "value": "a"}]),
+                          "conversations[1].from", "expected a role name (str), got int"),
+    "no role key": (_chat(9, conversations=[_turn("human", "q"), {"speaker": "gpt", "value": "a"}]),
+                    "conversations[1].from", "missing (expected one of 'from', 'role')"),
+    "no content key": (_chat(9, conversations=[_turn("human", "q"), {"role": "assistant", "text": "a"}]),
+                       "conversations[1].value", "missing (expected one of 'value', 'content')"),
+    "late system turn": (_chat(9, conversations=[_openai("user", "q"), _openai("System", "s"), _openai("gpt", "a")]),
+                         "conversations[1].role", "only as the first turn"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(ROLE_PROBLEMS))
+def test_role_problem_strict_names_file_row_and_field(tmp_path: Path, case: str) -> None:
+    record, field, message = ROLE_PROBLEMS[case]
+    check_bad_record_named(_load, _write(tmp_path / "chats.json", [_chat(0), record]), field, message)
+
+
+def test_role_problems_lenient_are_skipped_and_each_recorded(tmp_path: Path) -> None:
+    rows = load_bad_records_leniently(_load, tmp_path / "chats.jsonl", _chat(0), ROLE_PROBLEMS, _chat(1), _jsonl)
+    assert [row["id"] for _, _, row in rows] == ["chat0", "chat1"]
