@@ -8,7 +8,8 @@ resolved config with what each field means.
     dynamics data inspect experiments/configs/offline.yaml
     dynamics config show experiments/configs/offline.yaml
 
-Exit codes: 0 done; 1 a sweep with failed trials; 2 a config or data error (one line, before any Ray work).
+Exit codes: 0 done; 1 a sweep with failed trials; 2 a config, data or preflight error, or a busy workdir (one
+line, before any Ray work); 130 interrupted (Ctrl-C or SIGTERM; runs KILLED, Ray work stopped).
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dynamics.config import ConfigError, SweepConfig, load_config
+from dynamics.config import ConfigError, SweepConfig, load_config, parse_overrides
 from dynamics.data.problems import DataError
 
 DEFAULT_CONFIG = Path("experiments/configs/offline.yaml")
+MAX_FAILURE_LINES = 10  # a grid of hundreds of failed trials prints the first ten, then a count
 
 
 def registered_names() -> dict[str, list[str]]:
@@ -71,14 +71,8 @@ def _names_epilog(keys: list[str] | None = None) -> str:
 
 
 def _overrides(pairs: list[str], lenient: bool = False) -> dict[str, object]:
-    """`--set train.lr=1e-4` pairs, values parsed as YAML scalars; `--lenient` is `data.lenient=true`."""
-    parsed: dict[str, object] = {"data.lenient": True} if lenient else {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
-        parsed[key] = yaml.safe_load(value)
-    return parsed
+    """`--set train.lr=1e-4` pairs, values read as written (`dynamics.config.overrides`); `--lenient` too."""
+    return parse_overrides(pairs, lenient)
 
 
 def _config(args: argparse.Namespace) -> SweepConfig:
@@ -93,6 +87,10 @@ def _sweep(args: argparse.Namespace) -> int:
     from dynamics.sweep.driver import run_sweep
 
     result = run_sweep(config, origin=str(args.config))
+    for line in result.failures[:MAX_FAILURE_LINES]:
+        print(f"trial failed: {line}", file=sys.stderr)
+    if len(result.failures) > MAX_FAILURE_LINES:
+        print(f"… and {len(result.failures) - MAX_FAILURE_LINES} more failed trials", file=sys.stderr)
     if result.summary is None:
         print(
             f"sweep failed: all {result.num_trials} trials failed (first: {result.first_error}); "
@@ -111,17 +109,20 @@ def _sweep(args: argparse.Namespace) -> int:
 def _arrange(args: argparse.Namespace) -> int:
     from dynamics.arrange.progress import show_progress
     from dynamics.arrange.stage import build_arrangements
+    from dynamics.sweep.interrupts import second_interrupt_forces
     from dynamics.sweep.plan import arrangements_needed
     from dynamics.sweep.runtime import prepare_environment, start_ray
     from dynamics.sweep.study import prepare
+    from dynamics.workdir_lock import hold_workdir
 
     config = _config(args)
     worker_env = prepare_environment(config.scaling.use_gpu)  # offline settings before any data loads
-    study = prepare(config, origin=str(args.config))
-    start_ray(worker_env)
-    wanted = arrangements_needed(study.trials)
-    with show_progress():  # bars per pass over the pool; Ray Data draws its own for the embeddings
-        refs = build_arrangements(study.train_pool, study.test, study.config.arrange, wanted, study.workdir)
+    with second_interrupt_forces(), hold_workdir(Path(config.workdir).resolve(), "arrange"):
+        study = prepare(config, origin=str(args.config))
+        start_ray(worker_env, study.num_cpus)
+        wanted = arrangements_needed(study.trials)
+        with show_progress():  # bars per pass over the pool; Ray Data draws its own for the embeddings
+            refs = build_arrangements(study.train_pool, study.test, study.config.arrange, wanted, study.workdir)
     for key, ref in sorted(refs.items()):
         print(
             f"volume={key.volume} permutation={key.permutation} seed={key.seed} -> {ref.order_path} "
@@ -220,16 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dynamics.sweep.interrupts import EXIT_INTERRUPTED, SweepInterrupted
+    from dynamics.sweep.preflight import PreflightError
+    from dynamics.workdir_lock import WorkdirBusy
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except PreflightError as error:
+        print(f"preflight: {error}", file=sys.stderr)
+        return 2
     except ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
         return 2
     except DataError as error:
         print(f"data error: {error}", file=sys.stderr)
         return 2
+    except WorkdirBusy as error:
+        print(f"busy: {error}", file=sys.stderr)
+        return 2
+    except SweepInterrupted as interrupted:
+        print(interrupted, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("interrupted before any Ray work or run started; nothing to clean up", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

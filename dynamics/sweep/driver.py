@@ -19,12 +19,22 @@ from dynamics.arrange.artifact import read_derived
 from dynamics.arrange.stage import build_arrangements
 from dynamics.config import GRID_FACTORS, SweepConfig, TrialFactors
 from dynamics.report import report_sweep
-from dynamics.sweep.payload import POOL_COLUMNS, TEST_COLUMNS, ShippedArrangement, SweepPayload
+from dynamics.sweep.interrupts import (
+    SweepInterrupted,
+    kill_unfinished_trials,
+    second_interrupt_forces,
+    stop_ray,
+    threads_now,
+)
+from dynamics.sweep.payload import POOL_COLUMNS, TEST_COLUMNS, ShippedArrangement, SweepPayload, trial_name
 from dynamics.sweep.plan import arrangements_needed
+from dynamics.sweep.preflight import PreflightError, writable_problem
+from dynamics.sweep.resources import TRIAL_DRIVER_CPU
 from dynamics.sweep.runtime import prepare_environment, start_ray
 from dynamics.sweep.study import prepare
-from dynamics.tracking import ends_on_error, start_sweep_run
+from dynamics.tracking import TrackedRun, ends_on_error, start_sweep_run
 from dynamics.train.trial import run_trial
+from dynamics.workdir_lock import hold_workdir
 
 log = logging.getLogger(__name__)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -47,6 +57,7 @@ class SweepResult:
     wall_s: float
     summary: dict[str, Any] | None  # the report; None when no trial finished
     first_error: str | None = None  # of the first failed trial, for a one-line summary
+    failures: tuple[str, ...] = ()  # one line per failed trial: its name, the cause, the file with the rest
 
 
 def tune_trial(factors: dict[str, Any], payload: SweepPayload) -> None:
@@ -58,58 +69,97 @@ def tune_trial(factors: dict[str, Any], payload: SweepPayload) -> None:
     tune.report(metrics | {"trial_wall_s": time.time() - started})
 
 
+def failure_line(result: Any) -> str:
+    """'<trial>: <cause> (full error: <file>)' for a failed Tune result."""
+    name = trial_name(TrialFactors.model_validate(result.config))
+    error_file = Path(result.path) / "error.txt" if result.path else None
+    where = f" (full error: {error_file})" if error_file is not None and error_file.exists() else ""
+    return f"{name}: {one_line(result.error)}{where}"
+
+
 def run_sweep(config: SweepConfig, origin: str = "<config>") -> SweepResult:
-    """Run the whole study and return where its results are."""
+    """Run the whole study and return where its results are; SweepInterrupted on Ctrl-C or SIGTERM."""
+    workdir = Path(config.workdir).resolve()
+    problem = writable_problem("workdir", workdir)  # before the lock, which creates its file there
+    if problem:
+        raise PreflightError(f"{origin}: {problem}")
+    with second_interrupt_forces(), hold_workdir(workdir, f"sweep {config.name}"):
+        return _run_sweep(config, origin)
+
+
+def _run_sweep(config: SweepConfig, origin: str) -> SweepResult:
     started = time.perf_counter()
     worker_env = prepare_environment(config.scaling.use_gpu)
     study = prepare(config, origin)
-    config = study.config  # volumes resolved against the loaded pool
+    config = study.config  # volumes resolved against the loaded pool, scaling fitted to the machine
     from ray import tune
 
-    start_ray(worker_env)
-    wanted = arrangements_needed(study.trials)
-    refs = build_arrangements(study.train_pool, study.test, config.arrange, wanted, study.workdir)
-    grid = config.grid.values()
-    sweep_run = start_sweep_run(
-        study.tracking_uri,
-        config.tracking.experiment,
-        config.name,
-        params={f"grid.{factor}": json.dumps(values) for factor, values in grid.items()}
-        | {"num_trials": len(study.trials), "data.source": config.data.source},
-    )
-    with ends_on_error(sweep_run):
-        config_path = study.workdir / "sweep_config.json"
-        config_path.write_text(json.dumps(config.model_dump(), indent=2) + "\n")
-        sweep_run.log_artifact(config_path)
-        for ref in refs.values():
-            sweep_run.log_artifacts(ref.folder, artifact_path=f"arrangements/{Path(ref.folder).name}")
-        payload = SweepPayload(
-            config=config,
-            train_pool=study.train_pool.select(list(POOL_COLUMNS)),
-            test=study.test.select(list(TEST_COLUMNS)),
-            arrangements={
-                key: ShippedArrangement(ref, Path(ref.order_path).read_bytes(), read_derived(ref))
-                for key, ref in refs.items()
-            },
-            models=study.models,
-            sweep_run=sweep_run,
-            storage_path=study.storage_path,
+    started_ray = False
+    threads_before = threads_now()
+    sweep_run: TrackedRun | None = None
+    try:
+        started_ray = start_ray(worker_env, study.num_cpus)
+        threads_before = threads_now()
+        grid = config.grid.values()
+        sweep_run = start_sweep_run(
+            study.tracking_uri,
+            config.tracking.experiment,
+            config.name,
+            params={f"grid.{factor}": json.dumps(values) for factor, values in grid.items()}
+            | {"num_trials": len(study.trials), "data.source": config.data.source},
         )
-        tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(tune_trial, payload=payload), {"CPU": 0.01}),
-            param_space={factor: tune.grid_search(grid[factor]) for factor in GRID_FACTORS},
-            tune_config=tune.TuneConfig(max_concurrent_trials=config.scaling.max_concurrent_trials),
-            run_config=tune.RunConfig(name=f"{config.name}-{sweep_run.run_id[:8]}", storage_path=study.storage_path),
+        with ends_on_error(sweep_run):
+            config_path = study.workdir / "sweep_config.json"
+            config_path.write_text(json.dumps(config.model_dump(), indent=2) + "\n")
+            sweep_run.log_artifact(config_path)
+            wanted = arrangements_needed(study.trials)
+            refs = build_arrangements(study.train_pool, study.test, config.arrange, wanted, study.workdir)
+            for ref in refs.values():
+                sweep_run.log_artifacts(ref.folder, artifact_path=f"arrangements/{Path(ref.folder).name}")
+            payload = SweepPayload(
+                config=config,
+                train_pool=study.train_pool.select(list(POOL_COLUMNS)),
+                test=study.test.select(list(TEST_COLUMNS)),
+                arrangements={
+                    key: ShippedArrangement(ref, Path(ref.order_path).read_bytes(), read_derived(ref))
+                    for key, ref in refs.items()
+                },
+                models=study.models,
+                sweep_run=sweep_run,
+                storage_path=study.storage_path,
+            )
+            tuner = tune.Tuner(
+                tune.with_resources(tune.with_parameters(tune_trial, payload=payload), {"CPU": TRIAL_DRIVER_CPU}),
+                param_space={factor: tune.grid_search(grid[factor]) for factor in GRID_FACTORS},
+                tune_config=tune.TuneConfig(max_concurrent_trials=config.scaling.max_concurrent_trials),
+                run_config=tune.RunConfig(
+                    name=f"{config.name}-{sweep_run.run_id[:8]}", storage_path=study.storage_path
+                ),
+            )
+            results = list(tuner.fit())
+            failed = [result for result in results if result.error is not None]
+            finished = sum(1 for result in results if result.error is None and "trial_wall_s" in result.metrics)
+            summary = report_sweep(sweep_run, study.workdir / "report" / sweep_run.run_id) if finished else None
+            wall_s = time.perf_counter() - started
+            sweep_run.log_metric("sweep_wall_s", wall_s)
+    except KeyboardInterrupt:
+        log.warning("interrupted: stopping the sweep's Ray work (interrupt again to stop at once)")
+        stop_ray(started_ray, threads_before)
+        killed = kill_unfinished_trials(sweep_run) if sweep_run is not None else 0
+        where = (
+            f"run {sweep_run.run_id} and {killed} unfinished trial runs KILLED in {study.tracking_uri}"
+            if sweep_run is not None
+            else "no run had started"
         )
-        results = tuner.fit()
-        errors = [result.error for result in results if result.error is not None]
-        finished = len(results) - len(errors)
-        summary = report_sweep(sweep_run, study.workdir / "report" / sweep_run.run_id) if finished else None
-        wall_s = time.perf_counter() - started
-        sweep_run.log_metric("sweep_wall_s", wall_s)
-    first_error = one_line(errors[0]) if errors else None
-    if errors:
-        sweep_run.fail(f"{len(errors)} of {len(results)} trials failed; first: {first_error}")
+        raise SweepInterrupted(f"sweep interrupted: Ray work stopped; {where}") from None
+    failures = tuple(failure_line(result) for result in failed)
+    first_error = failures[0] if failures else None
+    if failed:
+        sweep_run.fail(f"{len(failed)} of {len(results)} trials failed; first: {first_error}")
+    elif not finished:
+        sweep_run.fail(f"none of the {len(results)} trials reported its final metrics")
     else:
         sweep_run.finish()
-    return SweepResult(sweep_run.run_id, study.tracking_uri, len(results), len(errors), wall_s, summary, first_error)
+    return SweepResult(
+        sweep_run.run_id, study.tracking_uri, len(results), len(failed), wall_s, summary, first_error, failures
+    )

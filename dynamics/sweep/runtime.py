@@ -41,14 +41,16 @@ def prepare_environment(use_gpu: bool) -> dict[str, str]:
     return {key: os.environ[key] for key in env}
 
 
-def start_ray(worker_env: dict[str, str]) -> None:
-    """Join the cluster in RAY_ADDRESS, or start an embedded one on 127.0.0.1."""
+def start_ray(worker_env: dict[str, str], num_cpus: int | None = None) -> bool:
+    """Join the cluster in RAY_ADDRESS, or start an embedded one on 127.0.0.1 with `num_cpus` (the count the
+    preflight checked the sweep's resources against); True when this call started a cluster."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     runtime_env = {"env_vars": worker_env}
     if is_local():
-        ray.init(include_dashboard=False, runtime_env=runtime_env, log_to_driver=True)
-    else:
-        ray.init(runtime_env=runtime_env)
+        ray.init(include_dashboard=False, runtime_env=runtime_env, log_to_driver=True, num_cpus=num_cpus)
+        return True
+    ray.init(runtime_env=runtime_env)
+    return False

@@ -16,6 +16,8 @@ from dynamics.data.schema import split_of
 from dynamics.data.sources import load_data
 from dynamics.models import ModelSource, materialise
 from dynamics.sweep.plan import check_names, resolve_volumes, trial_table
+from dynamics.sweep.preflight import PreflightError, preflight
+from dynamics.sweep.resources import fit_to_capacity, known_capacity, resource_problems
 from dynamics.sweep.runtime import is_local
 from dynamics.tracking import default_tracking_uri
 
@@ -32,6 +34,7 @@ class PreparedStudy:
     tracking_uri: str
     storage_path: str
     trials: list[TrialFactors]
+    num_cpus: int | None  # CPUs of the embedded Ray to start (what the resources were checked against)
 
 
 def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
@@ -43,13 +46,22 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
             "that every node sees: set storage_path to s3://…, gs://… or an NFS mount"
         )
     workdir = Path(config.workdir).resolve()
+    tracking_uri = config.tracking.uri or default_tracking_uri(workdir)
+    storage_path = config.storage_path or str(workdir / "ray_results")
+    preflight(config, workdir, tracking_uri, storage_path, origin)
+    capacity = known_capacity(config, is_local())
+    if capacity is not None:
+        config = fit_to_capacity(config, capacity)
+        problems = resource_problems(config, capacity)
+        if problems:
+            raise PreflightError("\n".join(f"{origin}: {problem}" for problem in problems))
     loaded = load_data(
         config.data, seed=min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir
     )
     train_pool, test = split_of(loaded.table, "train"), split_of(loaded.table, "test")
     config = resolve_volumes(config, train_pool.num_rows)
-    storage_path = config.storage_path or str(workdir / "ray_results")
-    workdir.mkdir(parents=True, exist_ok=True)
     models = {key: materialise(key, config.models[key], workdir) for key in config.grid.model}
-    tracking_uri = config.tracking.uri or default_tracking_uri(workdir)
-    return PreparedStudy(config, workdir, train_pool, test, models, tracking_uri, storage_path, trial_table(config))
+    num_cpus = int(capacity.cpus) if capacity is not None and is_local() else None
+    return PreparedStudy(
+        config, workdir, train_pool, test, models, tracking_uri, storage_path, trial_table(config), num_cpus
+    )

@@ -28,9 +28,16 @@ def test_all_trials_failing_ends_the_sweep_failed_with_one_line(ray_cluster, tmp
         argv += ["--set", f"{key}={value}"]
     assert main(argv) == 1
 
-    ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sweep failed:")]
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    ours = [line for line in err.splitlines() if line.startswith("sweep failed:")]
     assert len(ours) == 1
     assert "all 1 trials failed" in ours[0] and "cannot fill one global batch" in ours[0] and "FAILED" in ours[0]
+    (trial_line,) = [line for line in err.splitlines() if line.startswith("trial failed:")]
+    assert trial_line.startswith("trial failed: tiny-0.5m-v16-nft-s0: ")
+    assert "cannot fill one global batch" in trial_line
+    error_file = Path(trial_line.rsplit("(full error: ", 1)[1].rstrip(")"))
+    assert error_file.is_file() and "cannot fill one global batch" in error_file.read_text()
 
     client = MlflowClient(default_tracking_uri(work))
     parent = client.search_runs(

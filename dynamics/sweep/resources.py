@@ -1,0 +1,134 @@
+"""What one trial and the embedding pool ask Ray for, and whether the machine can ever give it.
+
+A Ray resource request that no node can satisfy waits forever ("Requesting resources: {'CPU': 1.0} * 2" on a
+2-core laptop). Locally we know the machine before Ray starts, so a shape that cannot fit is an error naming
+the resources, and a `scaling.cpus_per_worker` the user left unset is fitted to the machine instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dynamics.config import SweepConfig
+
+log = logging.getLogger(__name__)
+
+TRIAL_DRIVER_CPU = 0.01  # the Tune function that drives a trial's TorchTrainer; it only waits on the workers
+CPU_STEP = 0.05  # fitted per-worker CPUs are a multiple of this, so the figure reads plainly
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Logical resources of the cluster a sweep runs on (locally: this machine)."""
+
+    cpus: float
+    gpus: int
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """The CPU quota of this process's cgroup (containers), if one is set."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota > 0:
+            return quota / period
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def machine_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a container quota (as Ray itself counts)."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    return max(1, min(available, math.floor(limit)) if limit else available)
+
+
+def local_capacity(needs_gpu: bool) -> Capacity:
+    """This machine's CPUs and (only when the config asks for GPUs, since it imports torch) its GPUs."""
+    gpus = 0
+    if needs_gpu:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    return Capacity(float(machine_cpus()), gpus)
+
+
+def needs_gpu(config: SweepConfig) -> bool:
+    return config.scaling.use_gpu or config.arrange.gpus_per_actor > 0
+
+
+def trial_cpus(config: SweepConfig) -> float:
+    """CPUs one trial holds while it trains: its workers and the Tune function driving them."""
+    return TRIAL_DRIVER_CPU + config.scaling.num_workers * config.scaling.cpus_per_worker
+
+
+def fit_to_capacity(config: SweepConfig, capacity: Capacity) -> SweepConfig:
+    """`config` with `scaling.cpus_per_worker`, when the user left it unset, lowered so one trial fits."""
+    scaling = config.scaling
+    if "cpus_per_worker" in scaling.model_fields_set or trial_cpus(config) <= capacity.cpus:
+        return config
+    per_worker = math.floor((capacity.cpus - TRIAL_DRIVER_CPU) / scaling.num_workers / CPU_STEP) * CPU_STEP
+    if per_worker < CPU_STEP:
+        return config  # cannot fit at all: resource_problems names it
+    per_worker = round(per_worker, 2)
+    log.info(
+        "scaling.cpus_per_worker not set: %.2f CPUs per worker, so %d workers fit this machine's %g CPUs",
+        per_worker,
+        scaling.num_workers,
+        capacity.cpus,
+    )
+    return config.model_copy(update={"scaling": scaling.model_copy(update={"cpus_per_worker": per_worker})})
+
+
+def resource_problems(config: SweepConfig, capacity: Capacity) -> list[str]:
+    """One line per request that `capacity` can never satisfy, naming the keys and the figures."""
+    problems = []
+    scaling, arrange = config.scaling, config.arrange
+    need = trial_cpus(config)
+    if need > capacity.cpus:
+        problems.append(
+            f"key 'scaling': one trial needs {need:g} CPUs (scaling.num_workers {scaling.num_workers} × "
+            f"scaling.cpus_per_worker {scaling.cpus_per_worker:g} + {TRIAL_DRIVER_CPU:g} for its driver) but "
+            f"this machine has {capacity.cpus:g}: lower scaling.num_workers or scaling.cpus_per_worker"
+        )
+    if scaling.use_gpu and scaling.num_workers > capacity.gpus:
+        problems.append(
+            f"key 'scaling.use_gpu': one trial needs {scaling.num_workers} GPUs (one per worker) but this "
+            f"machine has {capacity.gpus}"
+        )
+    actor_cpus = arrange.num_actors * arrange.cpus_per_actor
+    if actor_cpus > capacity.cpus:
+        problems.append(
+            f"key 'arrange': the embedding pool needs {actor_cpus:g} CPUs (arrange.num_actors "
+            f"{arrange.num_actors} × arrange.cpus_per_actor {arrange.cpus_per_actor:g}) but this machine has "
+            f"{capacity.cpus:g}"
+        )
+    actor_gpus = arrange.num_actors * arrange.gpus_per_actor
+    if actor_gpus > capacity.gpus:
+        problems.append(
+            f"key 'arrange.gpus_per_actor': the embedding pool needs {actor_gpus:g} GPUs but this machine "
+            f"has {capacity.gpus}"
+        )
+    return problems
+
+
+def known_capacity(config: SweepConfig, local: bool) -> Capacity | None:
+    """The capacity to check a sweep against before its Ray work: a running Ray's resources, this machine's
+    when Ray will start here, None when joining a cluster (its autoscaler may still add nodes)."""
+    import ray
+
+    if ray.is_initialized():
+        resources = ray.cluster_resources()
+        return Capacity(float(resources.get("CPU", 0.0)), int(resources.get("GPU", 0)))
+    return local_capacity(needs_gpu(config)) if local else None

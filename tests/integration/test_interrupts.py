@@ -1,0 +1,61 @@
+"""Ctrl-C during embedding and during training: out within 15 s, runs KILLED, no Ray process left, and the
+same command then succeeds."""
+
+from __future__ import annotations
+
+import time
+
+from mlflow.tracking import MlflowClient
+from sweep_process import SweepProcess, tiny_study, write_config
+
+from dynamics.tracking import default_tracking_uri
+
+EXIT_WITHIN_S = 15
+
+
+def statuses(work) -> dict[str, list[str]]:
+    """Run statuses of the tiny experiment: {'parent': [...], 'trials': [...]}."""
+    client = MlflowClient(default_tracking_uri(work))
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    return {
+        "parent": [r.info.status for r in runs if "mlflow.parentRunId" not in r.data.tags],
+        "trials": [r.info.status for r in runs if "mlflow.parentRunId" in r.data.tags],
+    }
+
+
+def interrupt_at(config_path, cwd, pattern: str, after_s: float = 0.0) -> tuple[SweepProcess, float]:
+    sweep = SweepProcess(config_path, cwd)
+    sweep.wait_for(pattern, timeout_s=300)
+    time.sleep(after_s)
+    sent = sweep.interrupt()
+    code = sweep.wait(timeout_s=60)
+    took = time.monotonic() - sent
+    assert code == 130, sweep.output()[-3000:]
+    assert took < EXIT_WITHIN_S, (took, sweep.output()[-3000:])
+    assert "Traceback" not in sweep.output(), sweep.output()[-3000:]
+    time.sleep(1.0)
+    assert sweep.ray_processes_left() == []
+    return sweep, took
+
+
+def test_ctrl_c_in_embedding_then_in_training_then_the_same_command_succeeds(tmp_path):
+    work = tmp_path / "work"
+    config_path = write_config(tmp_path, tiny_study(work))
+
+    embedding, _ = interrupt_at(config_path, tmp_path, r"Starting execution of Dataset", after_s=2.0)
+    assert "sweep interrupted" in embedding.output().splitlines()[-1]
+    assert statuses(work) == {"parent": ["KILLED"], "trials": []}
+
+    training, _ = interrupt_at(config_path, tmp_path, r"step=1\b|Started training worker group", after_s=1.0)
+    assert "sweep interrupted" in training.output().splitlines()[-1]
+    after = statuses(work)
+    assert after["parent"] == ["KILLED", "KILLED"] and after["trials"] and set(after["trials"]) == {"KILLED"}
+
+    again = SweepProcess(config_path, tmp_path)
+    assert again.wait(timeout_s=600) == 0, again.output()[-3000:]
+    assert "sweep finished: 1 trials (0 failed)" in again.output()
+    final = statuses(work)
+    assert sorted(final["parent"]) == ["FINISHED", "KILLED", "KILLED"]
+    assert "FINISHED" in final["trials"] and "RUNNING" not in final["trials"]
+    assert again.ray_processes_left() == []
