@@ -168,16 +168,10 @@ def verified_output(path: Path) -> Iterator[io.RawIOBase]:
     The sidecar is published before the entry, so whoever finds an entry finds its sidecar: an entry without
     one is damage, never a write in flight. A writer that dies in between leaves a sidecar alone: a miss.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_sibling(path)
-    try:
-        with temporary.open("wb") as handle:
-            writer = _DigestingWriter(handle)
-            yield writer
-        atomic_write_text(sidecar_path(path), writer.record())
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_output(path) as handle:
+        writer = _DigestingWriter(handle)
+        yield writer
+        atomic_write_text(sidecar_path(path), writer.record())  # before the entry itself is renamed into place
 
 
 def write_verified(path: Path, data: bytes) -> Path:

@@ -6,7 +6,11 @@ cluster (`ray job submit`) we join it and leave networking to the cluster.
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Workers inherit these through the job's runtime_env, locally and on a cluster.
 _WORKER_ENV = {
@@ -50,7 +54,10 @@ def start_ray(worker_env: dict[str, str], num_cpus: int | None = None) -> bool:
         return False
     runtime_env = {"env_vars": worker_env}
     if is_local():
-        ray.init(include_dashboard=False, runtime_env=runtime_env, log_to_driver=True, num_cpus=num_cpus)
+        # Workers' output stays in their log files: streamed, every worker's traceback and Ray's own shutdown
+        # noise would bury the one line per failed trial that names its error file.
+        context = ray.init(include_dashboard=False, runtime_env=runtime_env, log_to_driver=False, num_cpus=num_cpus)
+        log.info("Ray worker logs: %s", Path(context.address_info["session_dir"]) / "logs")
         return True
     ray.init(runtime_env=runtime_env)
     return False

@@ -112,6 +112,34 @@ class SweepProcess:
         return left
 
 
+def wait_for_training(work: Path, experiment: str, timeout_s: float) -> None:
+    """Until a trial run of `experiment` has logged a metric: its DeepSpeed workers are in the training loop
+    (observed in the MLflow store, from outside the sweep)."""
+    from mlflow.tracking import MlflowClient
+
+    from dynamics.tracking import default_tracking_uri
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (work / "mlflow.db").exists():
+            client = MlflowClient(default_tracking_uri(work))
+            found = client.get_experiment_by_name(experiment)
+            runs = client.search_runs([found.experiment_id], "tags.`mlflow.parentRunId` IS NOT NULL") if found else []
+            if any(run.data.metrics for run in runs):
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"no trial of {experiment!r} logged a metric within {timeout_s:.0f} s")
+
+
+LONG_TRAINING = {  # ~600 optimizer steps of the tiny model (~40 s on 2 cores): interrupted mid-loop for sure
+    "global_batch_size": 16,
+    "micro_batch_size": 8,
+    "max_length": 96,
+    "epochs": 300,
+    "eval_every": 25,
+}
+
+
 def write_config(folder: Path, config: dict[str, Any]) -> Path:
     path = folder / "study.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from mlflow.tracking import MlflowClient
-from sweep_process import SweepProcess, tiny_study, write_config
+from sweep_process import LONG_TRAINING, SweepProcess, tiny_study, wait_for_training, write_config
 
 from dynamics.tracking import default_tracking_uri
 
@@ -24,9 +24,13 @@ def statuses(work) -> dict[str, list[str]]:
     }
 
 
-def interrupt_at(config_path, cwd, pattern: str, after_s: float = 0.0) -> tuple[SweepProcess, float]:
+def interrupt_at(config_path, cwd, pattern: str | None, after_s: float = 0.0) -> tuple[SweepProcess, float]:
+    """Interrupt when `pattern` shows in the output, or (None) once a trial has logged a metric."""
     sweep = SweepProcess(config_path, cwd)
-    sweep.wait_for(pattern, timeout_s=300)
+    if pattern is None:
+        wait_for_training(cwd / "work", "tiny", timeout_s=300)
+    else:
+        sweep.wait_for(pattern, timeout_s=300)
     time.sleep(after_s)
     sent = sweep.interrupt()
     code = sweep.wait(timeout_s=60)
@@ -41,13 +45,13 @@ def interrupt_at(config_path, cwd, pattern: str, after_s: float = 0.0) -> tuple[
 
 def test_ctrl_c_in_embedding_then_in_training_then_the_same_command_succeeds(tmp_path):
     work = tmp_path / "work"
-    config_path = write_config(tmp_path, tiny_study(work))
+    config_path = write_config(tmp_path, tiny_study(work, train=LONG_TRAINING))
 
     embedding, _ = interrupt_at(config_path, tmp_path, r"Starting execution of Dataset", after_s=2.0)
     assert "sweep interrupted" in embedding.output().splitlines()[-1]
     assert statuses(work) == {"parent": ["KILLED"], "trials": []}
 
-    training, _ = interrupt_at(config_path, tmp_path, r"step=1\b|Started training worker group", after_s=1.0)
+    training, _ = interrupt_at(config_path, tmp_path, None, after_s=0.5)
     assert "sweep interrupted" in training.output().splitlines()[-1]
     after = statuses(work)
     assert after["parent"] == ["KILLED", "KILLED"] and after["trials"] and set(after["trials"]) == {"KILLED"}
