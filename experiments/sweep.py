@@ -11,7 +11,11 @@ Cluster (see cluster/README.md):
 
 import sys
 
-from dynamics.cli import main
+try:
+    from dynamics.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python imports: nothing started yet, so nothing to clean up
+    print("interrupted while starting; nothing had started", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main(["sweep", *sys.argv[1:]]))

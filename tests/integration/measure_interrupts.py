@@ -1,6 +1,6 @@
 """Measure Ctrl-C at each stage, as a terminal sends it (the process group) and as `kill -INT <pid>` does.
 
-    python tests/integration/measure_interrupts.py
+    python tests/integration/measure_interrupts.py [training:pid …]   (default: every stage × target)
 
 Per interrupt: seconds from the signal to exit, the exit code, the runs' statuses, the Ray processes left; then
 a second Ctrl-C 0.3 s after the first (the forced path); then the same command run to the end. The last line
@@ -40,7 +40,7 @@ def statuses(work: Path) -> dict[str, int]:
 def interrupt(config: Path, cwd: Path, work: Path, stage: str, target: str, twice: bool = False) -> dict:
     sweep = SweepProcess(config, cwd)
     if STAGES[stage] is None:
-        wait_for_training(work, "tiny", timeout_s=600)
+        wait_for_training(work, "tiny", timeout_s=600, since=sweep.started_at)
         time.sleep(0.5)
     else:
         sweep.wait_for(STAGES[stage], timeout_s=600)
@@ -75,8 +75,10 @@ def main() -> None:
     work = folder / "work"
     config = write_config(folder, tiny_study(work, train=LONG_TRAINING))
     figures = []
-    for stage in STAGES:
-        for target in ("group", "pid"):
+    cases = [(stage, target) for stage in STAGES for target in ("group", "pid")]
+    only = sys.argv[1:] or None  # e.g. training:pid
+    for stage, target in cases:
+        if only is None or f"{stage}:{target}" in only:
             figures.append(interrupt(config, folder, work, stage, target))
             print(json.dumps(figures[-1]), flush=True)
     figures.append(interrupt(config, folder, work, "training", "group", twice=True))

@@ -52,6 +52,7 @@ class SweepProcess:
         self.ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
         env = os.environ | {"RAY_TMPDIR": str(self.ray_tmp), "PYTHONUNBUFFERED": "1"}
         self.started = time.monotonic()
+        self.started_at = time.time()  # for what the sweep wrote to shared stores, e.g. MLflow start times
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "experiments" / "sweep.py"), "--config", str(config_path)],
             stdout=subprocess.PIPE,
@@ -112,20 +113,18 @@ class SweepProcess:
         return left
 
 
-def wait_for_training(work: Path, experiment: str, timeout_s: float) -> None:
-    """Until a trial run of `experiment` has logged a metric: its DeepSpeed workers are in the training loop
-    (observed in the MLflow store, from outside the sweep)."""
-    from mlflow.tracking import MlflowClient
-
-    from dynamics.tracking import default_tracking_uri
+def wait_for_training(work: Path, experiment: str, timeout_s: float, since: float = 0.0) -> None:
+    """Until a trial run of `experiment` started after `since` (time.time()) has logged a metric: its DeepSpeed
+    workers are in the training loop (observed in the MLflow store, from outside the sweep)."""
+    from dynamics.tracking import client_for, default_tracking_uri
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if (work / "mlflow.db").exists():
-            client = MlflowClient(default_tracking_uri(work))
+            client = client_for(default_tracking_uri(work))  # under the store's lock: it may be new
             found = client.get_experiment_by_name(experiment)
             runs = client.search_runs([found.experiment_id], "tags.`mlflow.parentRunId` IS NOT NULL") if found else []
-            if any(run.data.metrics for run in runs):
+            if any(run.data.metrics and run.info.start_time >= since * 1000 for run in runs):
                 return
         time.sleep(0.5)
     raise AssertionError(f"no trial of {experiment!r} logged a metric within {timeout_s:.0f} s")

@@ -28,7 +28,7 @@ def interrupt_at(config_path, cwd, pattern: str | None, after_s: float = 0.0) ->
     """Interrupt when `pattern` shows in the output, or (None) once a trial has logged a metric."""
     sweep = SweepProcess(config_path, cwd)
     if pattern is None:
-        wait_for_training(cwd / "work", "tiny", timeout_s=300)
+        wait_for_training(cwd / "work", "tiny", timeout_s=300, since=sweep.started_at)
     else:
         sweep.wait_for(pattern, timeout_s=300)
     time.sleep(after_s)
