@@ -81,9 +81,11 @@ def _config(args: argparse.Namespace) -> SweepConfig:
 
 def _sweep(args: argparse.Namespace) -> int:
     from dynamics.sweep.plan import check_names
+    from dynamics.workdir_lock import refuse_if_busy
 
     config = _config(args)
     check_names(config, origin=str(args.config))  # before the driver's imports (torch, transformers, Ray)
+    refuse_if_busy(Path(config.workdir).expanduser().resolve())  # the same: a busy workdir refused in a second
     from dynamics.sweep.driver import run_sweep
 
     result = run_sweep(config, origin=str(args.config))

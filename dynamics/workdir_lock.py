@@ -118,3 +118,22 @@ def hold_workdir(workdir: Path, purpose: str) -> Iterator[Path]:
         yield path
     finally:
         os.close(descriptor)  # releases the lock; the record stays, naming the last holder
+
+
+def refuse_if_busy(workdir: Path) -> None:
+    """`WorkdirBusy` now if another process holds `workdir`; holds nothing itself.
+
+    The command line calls it before its slow imports (torch, Ray), so a second sweep is refused in about a
+    second instead of after them; `hold_workdir` still takes the lock for the run itself.
+    """
+    path = lock_path(workdir)
+    try:
+        descriptor = os.open(path, os.O_RDWR)
+    except OSError:
+        return  # never held, or not a folder we can use: the preflight names that
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise WorkdirBusy(_busy_message(workdir, _current_holder(workdir))) from None
+    finally:
+        os.close(descriptor)

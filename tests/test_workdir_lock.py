@@ -129,3 +129,37 @@ def test_a_holder_that_wrote_no_record_is_still_refused_in_words(tmp_path: Path)
         f"busy: workdir {tmp_path} is in use by another process (it has not recorded itself in the lock file): "
         "wait for it or use another workdir"
     )
+
+
+def test_refuse_if_busy_names_the_holder_and_holds_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    from dynamics.workdir_lock import WorkdirBusy, hold_workdir, refuse_if_busy
+
+    work = tmp_path / "work"
+    refuse_if_busy(work)  # never held: no lock file, nothing to refuse
+    with hold_workdir(work, "sweep a"):
+        pass
+    refuse_if_busy(work)  # released: free again
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from dynamics.workdir_lock import hold_workdir\n"
+            "with hold_workdir(Path(sys.argv[1]), 'sweep other'):\n    print('held', flush=True); time.sleep(60)",
+            str(work),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WorkdirBusy, match=r"in use by pid \d+ .*'sweep other'"):
+            refuse_if_busy(work)
+    finally:
+        holder.kill()
+        holder.wait()
+    refuse_if_busy(work)  # the holder died: its flock went with it
+    with hold_workdir(work, "sweep b"):  # and the probe left nothing held behind
+        pass
