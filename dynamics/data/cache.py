@@ -62,11 +62,10 @@ def _with_arrow_names(table: pa.Table) -> pa.Table:
     return table.cast(CANONICAL_SCHEMA) if table.schema.names == CANONICAL_SCHEMA.names else table
 
 
-def as_stored(table: pa.Table) -> pa.Table:
-    """`table` as a later cache hit will read it (same values, Parquet's buffer layout), so a miss and a hit
-    give the same `table_digest`, hence the same arrangement keys."""
-    return _with_arrow_names(table_from_parquet_bytes(parquet_bytes(table)))
-
-
-def write_cached(cache_dir: Path, key: str, table: pa.Table) -> Path:
-    return write_verified(cache_dir / f"{key}.parquet", parquet_bytes(table))
+def write_cached(cache_dir: Path, key: str, table: pa.Table) -> tuple[Path, pa.Table]:
+    """Store `table` under `key`; (its path, the table as a later hit will read it). A miss returns that stored
+    form (same values, Parquet's buffer layout), so a miss and a hit give the same `table_digest`, hence the
+    same arrangement keys; it is decoded from the bytes just written, not encoded twice."""
+    data = parquet_bytes(table)
+    path = write_verified(cache_dir / f"{key}.parquet", data)
+    return path, _with_arrow_names(table_from_parquet_bytes(data))

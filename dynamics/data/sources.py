@@ -18,7 +18,6 @@ import pyarrow.compute as pc
 
 from dynamics.config import DataConfig, EvalSourceConfig
 from dynamics.data.cache import (
-    as_stored,
     data_cache_key,
     read_cached,
     referenced_files,
@@ -224,8 +223,8 @@ def load_data(
     table = _checked_splits(_sampled(table, config, seed), config)
     if cache_dir is None or key is None:
         return LoadedData(table, None, False)
-    path = write_cached(cache_dir, key, table)
-    return LoadedData(as_stored(table), path, False)
+    path, stored = write_cached(cache_dir, key, table)
+    return LoadedData(stored, path, False)
 
 
 def _sampled(table: pa.Table, config: DataConfig, seed: int) -> pa.Table:

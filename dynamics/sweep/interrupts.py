@@ -17,8 +17,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from dynamics.tracking import TrackedRun, child_runs
+if TYPE_CHECKING:  # importing MLflow costs 1.4 s, and the CLI imports this module before any config is read
+    from dynamics.tracking import TrackedRun
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a process stopped by Ctrl-C
 UNFINISHED = ("RUNNING", "SCHEDULED")
@@ -65,6 +67,8 @@ def second_interrupt_forces() -> Iterator[None]:
 
 def kill_unfinished_trials(sweep: TrackedRun) -> int:
     """End every trial run of `sweep` that is still RUNNING as KILLED; how many there were."""
+    from dynamics.tracking import TrackedRun, child_runs
+
     unfinished = [run for run in child_runs(sweep) if run.info.status in UNFINISHED]
     for run in unfinished:
         TrackedRun(sweep.tracking_uri, run.info.run_id).kill()
