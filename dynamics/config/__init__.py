@@ -24,9 +24,11 @@ from dynamics.config.schema import (
     GridConfig,
     ModelConfig,
     ScalingConfig,
+    ScalingOverrides,
     SweepConfig,
     TrackingConfig,
     TrainConfig,
+    TrainOverrides,
     TrialFactors,
 )
 
@@ -45,9 +47,11 @@ __all__ = [
     "Recipe",
     "SampleConfig",
     "ScalingConfig",
+    "ScalingOverrides",
     "SweepConfig",
     "TrackingConfig",
     "TrainConfig",
+    "TrainOverrides",
     "TrialFactors",
     "load_config",
     "named_recipe",

@@ -7,14 +7,16 @@ strings here and are resolved against their registries by the planning step (`dy
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dynamics.config.base import Section
 from dynamics.config.data import DataConfig
 from dynamics.config.paths import ExpandedPath, ExpandedUri
 from dynamics.names import did_you_mean
+
+SectionT = TypeVar("SectionT", bound=Section)
 
 
 class ArrangeConfig(Section):
@@ -71,6 +73,115 @@ class ArrangeConfig(Section):
         return self.device
 
 
+class TrainConfig(Section):
+    """Optimisation, schedule, memory and evaluation cadence (SPEC §3)."""
+
+    template: str = Field("study_b", description="A registered chat template (SPEC §3): 'study_b', 'study_a', ….")
+    global_batch_size: int = Field(16, ge=1, description="Items per optimizer step across all workers.")
+    micro_batch_size: int = Field(8, ge=1, description="Items per forward pass on one worker.")
+    epochs: int = Field(1, ge=1, description="Passes over the arranged order.")
+    epoch_order: Literal["repeat", "reshuffle"] = Field(
+        "repeat",
+        description="Every epoch repeats the arrangement (Study B), or each epoch after the first takes its own "
+        "seeded reshuffle of it (Study A).",
+    )
+    last_step: Literal["short", "drop"] = Field(
+        "short",
+        description="A volume the global batch does not divide ends each epoch with a smaller step ('short'), or "
+        "its tail is left out and counted in the run ('drop', as the original scripts did).",
+    )
+    lr: float = Field(3e-3, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(
+        0.0, ge=0, description="AdamW weight decay, on weight matrices only (not norms, biases)."
+    )
+    betas: tuple[float, float] = Field((0.9, 0.95), description="Adam betas.")
+    eps: float = Field(1e-5, gt=0, description="Adam epsilon.")
+    warmup_steps: int = Field(0, ge=0, description="Optimizer steps of linear warm-up to the peak lr.")
+    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warm-up.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine floor as a fraction of lr.")
+    grad_clip: float = Field(1.0, gt=0, description="Clip the global gradient norm to this value.")
+    max_length: int = Field(256, ge=8, description="Tokens per example; longer ones are truncated (`truncation`).")
+    truncation: Literal["left", "middle"] = Field(
+        "left",
+        description="How an over-long example loses prompt tokens: from the left of the prompt ('left'), or just "
+        "after its first `truncation_head_tokens` ('middle', keeping the instruction head). The reply is cut, from "
+        "its end, only once no prompt token is left.",
+    )
+    truncation_head_tokens: int = Field(64, ge=0, description="Prompt tokens kept at the head under 'middle'.")
+    zero_stage: Literal[0, 1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="Weights and activations: fp32 or bf16.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass (less memory, about a third more compute)."
+    )
+    offload_optimizer: bool = Field(
+        False, description="Optimizer states in CPU memory (ZeRO-Offload, stages 1-3, DeepSpeed's CPU Adam)."
+    )
+    offload_params: bool = Field(False, description="Parameters in CPU memory between uses (ZeRO-3 only).")
+    peak_tflops: float | None = Field(
+        None, gt=0, description="Peak dense TFLOP/s of one accelerator, for MFU; null = looked up from its name."
+    )
+    eval_every: int = Field(2, ge=1, description="Evaluate test loss every k optimizer steps (and at step 0).")
+    eval_batch_size: int = Field(32, ge=1, description="Test examples per forward pass on one worker.")
+    torch_threads: int = Field(1, ge=1, description="Intra-op threads per worker on CPU.")
+
+    @model_validator(mode="after")
+    def _settings_combine(self) -> TrainConfig:
+        if self.global_batch_size % self.micro_batch_size:
+            raise ValueError("global_batch_size must be a multiple of micro_batch_size")
+        if self.offload_params and self.zero_stage != 3:
+            raise ValueError("offload_params needs zero_stage 3 (only ZeRO-3 partitions parameters)")
+        if self.offload_optimizer and self.zero_stage == 0:
+            raise ValueError("offload_optimizer needs zero_stage 1, 2 or 3")
+        return self
+
+
+class ScalingConfig(Section):
+    """Workers per trial and trials at once."""
+
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (DeepSpeed ranks) per trial.")
+    use_gpu: bool = Field(False, description="GPU workers (NCCL); false = CPU workers (gloo).")
+    gpus_per_worker: float = Field(1.0, gt=0, description="GPUs Ray reserves for each worker when use_gpu.")
+    cpus_per_worker: float = Field(
+        1.0,
+        gt=0,
+        description="CPUs Ray reserves for each worker; left unset on a laptop, lowered until one trial fits it.",
+    )
+    max_concurrent_trials: int = Field(1, ge=1, description="Trials running at once.")
+
+
+class TrainOverrides(Section):
+    """Train settings one model changes (a 33B model needs ZeRO-3 and a smaller micro batch than a 7B one)."""
+
+    zero_stage: Literal[0, 1, 2, 3] | None = Field(None, description="DeepSpeed ZeRO stage.")
+    micro_batch_size: int | None = Field(None, ge=1, description="Items per forward pass on one worker.")
+    eval_batch_size: int | None = Field(None, ge=1, description="Test examples per forward pass on one worker.")
+    precision: Literal["fp32", "bf16"] | None = Field(None, description="fp32 or bf16.")
+    gradient_checkpointing: bool | None = Field(None, description="Recompute activations in the backward pass.")
+    offload_optimizer: bool | None = Field(None, description="Optimizer states in CPU memory.")
+    offload_params: bool | None = Field(None, description="Parameters in CPU memory (ZeRO-3).")
+
+
+class ScalingOverrides(Section):
+    """Scaling settings one model changes (more workers, GPUs per worker)."""
+
+    num_workers: int | None = Field(None, ge=1, description="Ray Train workers per trial.")
+    use_gpu: bool | None = Field(None, description="GPU workers.")
+    gpus_per_worker: float | None = Field(None, gt=0, description="GPUs per worker.")
+    cpus_per_worker: float | None = Field(None, gt=0, description="CPUs per worker.")
+
+
+def overridden(base: SectionT, overrides: Section | None) -> SectionT:
+    """`base` with the fields `overrides` sets, validated again as a whole (so the combination is checked).
+
+    Fields the user set in either stay in `model_fields_set`, which the capacity fitting reads.
+    """
+    changes = {} if overrides is None else {name: getattr(overrides, name) for name in overrides.model_fields_set}
+    changes = {name: value for name, value in changes.items() if value is not None}
+    if not changes:
+        return base
+    return type(base).model_validate({name: getattr(base, name) for name in base.model_fields_set} | changes)
+
+
 class BuiltinModelConfig(Section):
     """A tiny LLaMA built from config (no download)."""
 
@@ -93,54 +204,14 @@ class ModelConfig(Section):
     builtin: BuiltinModelConfig | None = Field(None, description="Build a tiny LLaMA from these sizes.")
     pretrained: ExpandedPath | None = Field(None, description="HF hub name or local path (~, $VAR expanded).")
     tokenizer: ExpandedPath | None = Field(None, description="Tokenizer name/path; defaults to `pretrained`.")
+    train: TrainOverrides | None = Field(None, description="Train settings this model changes (ZeRO stage, …).")
+    scaling: ScalingOverrides | None = Field(None, description="Scaling settings this model changes (workers, …).")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ModelConfig:
         if (self.builtin is None) == (self.pretrained is None):
             raise ValueError("set exactly one of 'builtin' or 'pretrained'")
         return self
-
-
-class TrainConfig(Section):
-    """Optimisation, schedule and evaluation cadence (SPEC §3)."""
-
-    template: str = Field("study_b", description="A registered chat template (SPEC §3): 'study_b', 'study_a', ….")
-    global_batch_size: int = Field(16, ge=1, description="Items per optimizer step across all workers.")
-    micro_batch_size: int = Field(8, ge=1, description="Items per forward pass on one worker.")
-    epochs: int = Field(1, ge=1, description="Passes over the arranged order (the order repeats).")
-    lr: float = Field(3e-3, gt=0, description="Peak learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    betas: tuple[float, float] = Field((0.9, 0.95), description="Adam betas.")
-    eps: float = Field(1e-5, gt=0, description="Adam epsilon.")
-    warmup_steps: int = Field(0, ge=0, description="Optimizer steps of linear warm-up to the peak lr.")
-    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warm-up.")
-    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine floor as a fraction of lr.")
-    grad_clip: float = Field(1.0, gt=0, description="Clip the global gradient norm to this value.")
-    max_length: int = Field(256, ge=8, description="Tokens per example; longer ones are truncated.")
-    zero_stage: Literal[0, 1, 2, 3] = Field(2, description="DeepSpeed ZeRO stage.")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="Weights and activations: fp32 or bf16.")
-    eval_every: int = Field(2, ge=1, description="Evaluate test loss every k optimizer steps (and at step 0).")
-    eval_batch_size: int = Field(32, ge=1, description="Test examples per forward pass on one worker.")
-    torch_threads: int = Field(1, ge=1, description="Intra-op threads per worker on CPU.")
-
-    @model_validator(mode="after")
-    def _batches_fit(self) -> TrainConfig:
-        if self.global_batch_size % self.micro_batch_size:
-            raise ValueError("global_batch_size must be a multiple of micro_batch_size")
-        return self
-
-
-class ScalingConfig(Section):
-    """Workers per trial and trials at once."""
-
-    num_workers: int = Field(2, ge=1, description="Ray Train workers (DeepSpeed ranks) per trial.")
-    use_gpu: bool = Field(False, description="One GPU per worker (NCCL); false = CPU workers (gloo).")
-    cpus_per_worker: float = Field(
-        1.0,
-        gt=0,
-        description="CPUs Ray reserves for each worker; left unset on a laptop, lowered until one trial fits it.",
-    )
-    max_concurrent_trials: int = Field(1, ge=1, description="Trials running at once.")
 
 
 class TrackingConfig(Section):
@@ -225,10 +296,30 @@ class SweepConfig(Section):
             if model_key not in self.models:
                 hint = did_you_mean(model_key, self.models)
                 raise ValueError(f"grid.model: {model_key!r} is not a key of 'models'{hint}")
-        per_step = self.scaling.num_workers * self.train.micro_batch_size
-        if self.train.global_batch_size % per_step:
-            raise ValueError(
-                f"train.global_batch_size ({self.train.global_batch_size}) must be a multiple of "
-                f"scaling.num_workers × train.micro_batch_size ({per_step})"
-            )
+        for model_key in self.grid.model:
+            try:
+                train, scaling = self.train_for(model_key), self.scaling_for(model_key)
+            except ValidationError as error:
+                messages = "; ".join(problem["msg"].removeprefix("Value error, ") for problem in error.errors())
+                raise ValueError(
+                    f"models.{model_key}: its train/scaling overrides do not combine: {messages}"
+                ) from None
+            per_step = scaling.num_workers * train.micro_batch_size
+            if train.global_batch_size % per_step:
+                where = (
+                    f" (model {model_key!r})" if self.models[model_key].train or self.models[model_key].scaling else ""
+                )
+                raise ValueError(
+                    f"train.global_batch_size ({train.global_batch_size}) must be a multiple of "
+                    f"scaling.num_workers ({scaling.num_workers}) × train.micro_batch_size "
+                    f"({train.micro_batch_size}) = {per_step}{where}"
+                )
         return self
+
+    def train_for(self, model_key: str) -> TrainConfig:
+        """The train settings trials of `model_key` run with: `train`, then the model's own overrides."""
+        return overridden(self.train, self.models[model_key].train)
+
+    def scaling_for(self, model_key: str) -> ScalingConfig:
+        """The scaling trials of `model_key` run with: `scaling`, then the model's own overrides."""
+        return overridden(self.scaling, self.models[model_key].scaling)

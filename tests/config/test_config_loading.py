@@ -193,7 +193,7 @@ def test_global_batch_must_divide_into_workers_times_micro_batch(offline_raw: di
     raw["train"]["global_batch_size"] = 24
     message = _error_of(raw)
     assert "train.global_batch_size (24)" in message
-    assert "(16)" in message
+    assert "= 16" in message
 
 
 def test_global_batch_must_be_a_multiple_of_micro_batch(offline_raw: dict[str, Any]) -> None:
