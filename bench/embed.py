@@ -76,12 +76,19 @@ def _machine_busy_s() -> float:
     return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
+def _builtin_study():
+    """A study of built-in parts only: the environment `prepare_environment` gives it is the offline default's."""
+    from dynamics.config import BuiltinModelConfig, ModelConfig, SweepConfig
+
+    return SweepConfig(models={"tiny": ModelConfig(builtin=BuiltinModelConfig())}, grid={"model": ["tiny"]})
+
+
 def single_process_server(connection: Any, batch_size: int, threads: int) -> None:
     """Loads the model once, then answers ("encode", texts) and ("padding", texts) requests until it gets None."""
     with reporting_errors(connection):
         from dynamics.sweep.runtime import prepare_environment
 
-        prepare_environment(use_gpu=False)  # the same offline and tokenizer settings the pool's workers get
+        prepare_environment(_builtin_study())  # the same offline and tokenizer settings the pool's workers get
         started = time.perf_counter()
         import torch
         from sentence_transformers import SentenceTransformer
@@ -187,7 +194,7 @@ def measure_pool(texts: list[str], warmup: list[str], config: ArrangeConfig) -> 
     """A fresh local Ray (as the sweep starts it), then `embed_texts` on the warm-up set twice and on all texts."""
     from dynamics.sweep.runtime import prepare_environment, start_ray
 
-    worker_env = prepare_environment(use_gpu=False)  # sets RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray starts
+    worker_env = prepare_environment(_builtin_study())  # sets RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray starts
     sampler = TreeSampler()
     sampler.start()
     started = time.perf_counter()

@@ -74,7 +74,7 @@ def encode_train_rows(config: TrainConfig, tokenizer, per_train_task: int, seed:
 def step_batches(examples: Sequence[EncodedExample], plan: StepPlan, pad_id: int, num_steps: int) -> list[list[Batch]]:
     """Per optimizer step, its collated micro-batches, as the training loop would draw them."""
     return [
-        [collate([examples[p] for p in micro], pad_id) for micro in plan.micro_batches(step)]
+        [collate([examples[p] for p in micro.positions], pad_id) for micro in plan.micro_batches(step)]
         for step in range(num_steps)
     ]
 
@@ -215,7 +215,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if steps_per_epoch == 0:
         parser.error(f"{len(examples)} train rows cannot fill one global batch of {config.global_batch_size}")
     epochs = -(-total_steps // steps_per_epoch)  # the data repeats when more steps are asked for than it fills
-    plan = StepPlan(len(examples), config.global_batch_size, config.micro_batch_size, 1, 0, epochs=epochs)
+    # 'drop': every step is a full one (no empty micro-batch, every loss weight 1), as the torch loop assumes.
+    plan = StepPlan(
+        len(examples), config.global_batch_size, config.micro_batch_size, 1, 0, epochs=epochs, last_step="drop"
+    )
     steps = step_batches(examples, plan, tokenizer.pad_token_id, total_steps)
 
     baseline = build_builtin_model(model_config, vocab_size=len(tokenizer))

@@ -89,6 +89,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from dynamics.sweep.driver import run_sweep
 
     result = run_sweep(config, origin=str(args.config))
+    for line in result.truncation:
+        print(f"truncation: {line}")  # the figures average over what is left of these test tasks
     for line in result.failures[:MAX_FAILURE_LINES]:
         print(f"trial failed: {line}", file=sys.stderr)
     if len(result.failures) > MAX_FAILURE_LINES:
@@ -113,13 +115,16 @@ def _arrange(args: argparse.Namespace) -> int:
     from dynamics.arrange.stage import build_arrangements
     from dynamics.sweep.interrupts import second_interrupt_forces
     from dynamics.sweep.plan import arrangements_needed
-    from dynamics.sweep.runtime import prepare_environment, start_ray
-    from dynamics.sweep.study import prepare
+    from dynamics.sweep.runtime import is_local, prepare_environment, start_ray
+    from dynamics.sweep.study import check_config, prepare
     from dynamics.workdir_lock import hold_workdir
 
     config = _config(args)
-    worker_env = prepare_environment(config.scaling.use_gpu)  # offline settings before any data loads
+    worker_env = prepare_environment(config)  # offline settings before any data loads
     with second_interrupt_forces(), hold_workdir(Path(config.workdir).resolve(), "arrange"):
+        if not is_local():
+            check_config(config, origin=str(args.config))  # a config error fails before joining
+            start_ray(worker_env)  # cheap on a cluster, and prepare needs its node count
         study = prepare(config, origin=str(args.config))
         start_ray(worker_env, study.num_cpus)
         wanted = arrangements_needed(study.trials)
@@ -135,11 +140,11 @@ def _arrange(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from dynamics.report import report_sweep
-    from dynamics.tracking import TrackedRun, default_tracking_uri
+    from dynamics.tracking import TrackedRun, resolve_tracking_uri
 
     config = _config(args)
     workdir = Path(config.workdir).resolve()
-    sweep = TrackedRun(config.tracking.uri or default_tracking_uri(workdir), args.parent_run)
+    sweep = TrackedRun(resolve_tracking_uri(config.tracking.uri, workdir), args.parent_run)
     summary = report_sweep(sweep, workdir / "report" / args.parent_run)
     print(json.dumps(summary, indent=1))
     return 0
@@ -150,6 +155,7 @@ def _data_inspect(args: argparse.Namespace) -> int:
     from dynamics.data.sources import load_data
     from dynamics.models import builtin_tokenizer, load_tokenizer
     from dynamics.sweep.plan import check_names
+    from dynamics.text.encoding import Truncation
     from dynamics.text.templates import TEMPLATES
 
     config = _config(args)
@@ -161,8 +167,8 @@ def _data_inspect(args: argparse.Namespace) -> int:
     if first_model.pretrained is None:
         tokenizer = builtin_tokenizer()
     else:
-        tokenizer = load_tokenizer(first_model.tokenizer or first_model.pretrained, template)
-    summary = summarise(loaded.table, tokenizer, template, config.train.max_length)
+        tokenizer = load_tokenizer(first_model.tokenizer or first_model.pretrained, config.train.template)
+    summary = summarise(loaded.table, tokenizer, template, config.train.max_length, Truncation.of(config.train))
     print(format_summary(summary, str(loaded.cache_path) if loaded.cache_path else None, config.train.max_length))
     if loaded.cache_hit:
         print("(cache hit)")

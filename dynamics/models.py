@@ -25,7 +25,7 @@ from transformers import (
 
 from dynamics.config import BuiltinModelConfig, ModelConfig
 from dynamics.io import cache_key, folder_damage, move_aside, temporary_sibling, write_manifest
-from dynamics.text.templates import STUDY_A_ROLE_TOKENS, Template
+from dynamics.text.templates import STUDY_A_ROLE_TOKENS, TEMPLATES
 
 BUILTIN_SEED = 1234
 BUILTIN_MODEL_VERSION = 2  # bump when the same sizes and seed would build other weights
@@ -130,14 +130,30 @@ def on_this_node(source: ModelSource) -> ModelSource:
     return _saved_builtin(source.builtin, folder)
 
 
-def load_tokenizer(source: str, template: Template) -> PreTrainedTokenizerBase:
-    """Load a tokenizer by name or path and make sure it has what the template needs (pad, added tokens)."""
+class TokenizerUnfit(ValueError):
+    """A tokenizer lacks a token its chat template cannot do without."""
+
+
+def load_tokenizer(source: str, template_name: str) -> PreTrainedTokenizerBase:
+    """Load a tokenizer by name or path and give it what the template needs (pad, added tokens); a template
+    that ends replies with the tokenizer's EOS cannot work with a tokenizer that has none (WordPiece ones)."""
+    template = TEMPLATES.get(template_name)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    if template.reply_end is None and tokenizer.eos_token is None:
+        raise TokenizerUnfit(
+            f"tokenizer {source}: template {template_name!r} ends every reply with the tokenizer's EOS token, and "
+            "this tokenizer has none (eos_token is None): use a tokenizer with an EOS token, or the study_a "
+            "template, which adds its own end marker"
+        )
     missing = [token for token in template.added_tokens if token not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})
+    if tokenizer.pad_token is None:
+        # Padding is masked out of attention and loss, so any token serves; EOS when there is one.
+        if tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
     return tokenizer
 
 

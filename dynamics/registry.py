@@ -30,6 +30,10 @@ class UnknownName(ValueError):
         super().__init__(f"unknown {kind} {name!r}{did_you_mean(name, known)}")
         self.kind, self.name, self.known = kind, name, known
 
+    def __reduce__(self) -> tuple[type, tuple[str, object, list[str]]]:
+        # Raised in a Ray worker, the error is pickled to the driver: rebuild it from its own arguments.
+        return (type(self), (self.kind, self.name, self.known))
+
 
 class Registry(Generic[T]):
     """Name → entry, with aliases and "did you mean" lookups; `kind` is the word errors use ("template")."""

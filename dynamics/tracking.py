@@ -45,6 +45,12 @@ def default_tracking_uri(workdir: Path) -> str:
     return f"sqlite:///{workdir.resolve() / 'mlflow.db'}"
 
 
+def resolve_tracking_uri(config_uri: str | None, workdir: Path) -> str:
+    """The store a sweep writes to: `tracking.uri`, else `MLFLOW_TRACKING_URI` (how cluster launchers point
+    every job at the head's server), else the embedded SQLite file in the workdir."""
+    return config_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(workdir)
+
+
 def artifact_root(tracking_uri: str) -> str | None:
     """Artifacts of a SQLite store live beside the database, not in `./mlruns` of whatever the cwd is."""
     if tracking_uri.startswith("sqlite:///"):

@@ -14,6 +14,9 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 os.environ.pop("RAY_ADDRESS", None)  # tests always start their own local cluster
+os.environ.pop("MLFLOW_TRACKING_URI", None)  # a tracking server of the shell would catch every test's runs
+for _key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+    os.environ.pop(_key, None)  # no test may reach the hub with a real credential
 
 
 import pytest  # noqa: E402

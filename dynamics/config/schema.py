@@ -132,6 +132,9 @@ class TrainConfig(Section):
             raise ValueError("offload_params needs zero_stage 3 (only ZeRO-3 partitions parameters)")
         if self.offload_optimizer and self.zero_stage == 0:
             raise ValueError("offload_optimizer needs zero_stage 1, 2 or 3")
+        if self.precision == "bf16" and self.zero_stage == 0:
+            # DeepSpeed 0.19 without ZeRO accumulates bf16 gradients in bf16 and refuses an fp32 accumulator.
+            raise ValueError("precision bf16 needs zero_stage 1, 2 or 3 (ZeRO-0 cannot accumulate gradients in fp32)")
         return self
 
 
@@ -168,6 +171,10 @@ class ScalingOverrides(Section):
     use_gpu: bool | None = Field(None, description="GPU workers.")
     gpus_per_worker: float | None = Field(None, gt=0, description="GPUs per worker.")
     cpus_per_worker: float | None = Field(None, gt=0, description="CPUs per worker.")
+
+
+def _sets(overrides: Section | None, name: str) -> bool:
+    return overrides is not None and getattr(overrides, name) is not None
 
 
 def overridden(base: SectionT, overrides: Section | None) -> SectionT:
@@ -306,13 +313,20 @@ class SweepConfig(Section):
                 ) from None
             per_step = scaling.num_workers * train.micro_batch_size
             if train.global_batch_size % per_step:
-                where = (
-                    f" (model {model_key!r})" if self.models[model_key].train or self.models[model_key].scaling else ""
+                model = self.models[model_key]
+                workers_key = (
+                    f"models.{model_key}.scaling.num_workers"
+                    if _sets(model.scaling, "num_workers")
+                    else "scaling.num_workers"
+                )
+                micro_key = (
+                    f"models.{model_key}.train.micro_batch_size"
+                    if _sets(model.train, "micro_batch_size")
+                    else "train.micro_batch_size"
                 )
                 raise ValueError(
                     f"train.global_batch_size ({train.global_batch_size}) must be a multiple of "
-                    f"scaling.num_workers ({scaling.num_workers}) × train.micro_batch_size "
-                    f"({train.micro_batch_size}) = {per_step}{where}"
+                    f"{workers_key} ({scaling.num_workers}) × {micro_key} ({train.micro_batch_size}) = {per_step}"
                 )
         return self
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from dynamics.text.encoding import encode
+from dynamics.text.encoding import Truncation, encode
 from dynamics.text.templates import Template
 
 PERCENTILES = (50, 90, 99, 100)
@@ -25,24 +25,36 @@ class DataSummary:
     per_task: dict[tuple[str, str], int]  # (split, task) → rows
     per_category: dict[tuple[str, str], int]
     token_percentiles: dict[str, dict[int, int]]  # split → percentile → tokens
-    dropped_by_truncation: dict[str, int]
+    reply_cut: dict[str, int]  # split → examples whose reply truncation cuts (the prompt is cut first)
+    dropped_by_truncation: dict[str, int]  # split → examples left without a target token
 
 
-def summarise(table: pa.Table, tokenizer, template: Template, max_length: int) -> DataSummary:
-    """Counts and token-length percentiles of a canonical table (lengths before truncation)."""
+def summarise(
+    table: pa.Table,
+    tokenizer,
+    template: Template,
+    max_length: int,
+    truncation: Truncation = Truncation(),  # noqa: B008 (frozen)
+) -> DataSummary:
+    """Counts and token-length percentiles of a canonical table (lengths before truncation), and what
+    truncation at `max_length` would do to each split."""
     splits = table.column("split").to_pylist()
     tasks = table.column("task").to_pylist()
     categories = table.column("category").to_pylist()
     lengths: dict[str, list[int]] = {}
     dropped: Counter[str] = Counter()
+    reply_cut: Counter[str] = Counter()
     messages = table.column("messages").to_pylist()
     rows = tqdm(messages, desc="tokenising", unit="row", disable=len(messages) < PROGRESS_FROM_ROWS)
     for split, conversation in zip(splits, rows, strict=True):
         full = encode(conversation, tokenizer, template, max_length=10**9)
         length = len(full.input_ids) if full is not None else 0
         lengths.setdefault(split, []).append(length)
-        if encode(conversation, tokenizer, template, max_length) is None:
+        cut = encode(conversation, tokenizer, template, max_length, truncation)
+        if cut is None:
             dropped[split] += 1
+        else:
+            reply_cut[split] += cut.reply_tokens_cut > 0
     return DataSummary(
         rows=table.num_rows,
         per_split=dict(sorted(Counter(splits).items())),
@@ -51,6 +63,7 @@ def summarise(table: pa.Table, tokenizer, template: Template, max_length: int) -
         token_percentiles={
             split: {p: int(np.percentile(values, p)) for p in PERCENTILES} for split, values in sorted(lengths.items())
         },
+        reply_cut=dict(reply_cut),
         dropped_by_truncation=dict(dropped),
     )
 
@@ -60,10 +73,11 @@ def format_summary(summary: DataSummary, cache_path: str | None, max_length: int
     lines.append(f"tokens per example (template included), percentiles {PERCENTILES}:")
     for split, values in summary.token_percentiles.items():
         dropped = summary.dropped_by_truncation.get(split, 0)
+        cut = summary.reply_cut.get(split, 0)
         lines.append(
             f"  {split}: "
             + " / ".join(str(values[p]) for p in PERCENTILES)
-            + f"   ({dropped} would lose every reply token at max_length {max_length})"
+            + f"   (at max_length {max_length}: {cut} replies cut, {dropped} examples without a reply token)"
         )
     lines.append("per category:")
     lines += [f"  {split:5s} {category}: {n}" for (split, category), n in summary.per_category.items()]

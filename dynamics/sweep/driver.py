@@ -30,10 +30,10 @@ from dynamics.sweep.payload import POOL_COLUMNS, TEST_COLUMNS, ShippedArrangemen
 from dynamics.sweep.plan import arrangements_needed
 from dynamics.sweep.preflight import PreflightError, writable_problem
 from dynamics.sweep.resources import TRIAL_DRIVER_CPU
-from dynamics.sweep.runtime import prepare_environment, start_ray
-from dynamics.sweep.study import prepare
+from dynamics.sweep.runtime import is_local, prepare_environment, start_ray
+from dynamics.sweep.study import check_config, prepare
 from dynamics.tracking import TrackedRun, ends_on_error, start_sweep_run
-from dynamics.train.trial import run_trial
+from dynamics.train.trial import run_trial, trial_shape
 from dynamics.workdir_lock import hold_workdir
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class SweepResult:
     summary: dict[str, Any] | None  # the report; None when no trial finished
     first_error: str | None = None  # of the first failed trial, for a one-line summary
     failures: tuple[str, ...] = ()  # one line per failed trial: its name, the cause, the file with the rest
+    truncation: tuple[str, ...] = ()  # per model, test tasks whose items truncation cuts or drops
 
 
 def tune_trial(factors: dict[str, Any], payload: SweepPayload) -> None:
@@ -89,9 +90,18 @@ def run_sweep(config: SweepConfig, origin: str = "<config>") -> SweepResult:
 
 def _run_sweep(config: SweepConfig, origin: str) -> SweepResult:
     started = time.perf_counter()
-    worker_env = prepare_environment(config.scaling.use_gpu)
+    worker_env = prepare_environment(config)
+    if not is_local():
+        check_config(config, origin)  # a config error fails before joining
+        start_ray(worker_env)  # cheap on a cluster, and prepare needs its node count
     study = prepare(config, origin)
     config = study.config  # volumes resolved against the loaded pool, scaling fitted to the machine
+    for model_key in config.grid.model:
+        log.info(
+            "model %s: each trial %s",
+            model_key,
+            trial_shape(config.scaling_for(model_key), config.train_for(model_key)),
+        )
     from ray import tune
 
     started_ray = False
@@ -112,6 +122,8 @@ def _run_sweep(config: SweepConfig, origin: str) -> SweepResult:
             config_path = study.workdir / "sweep_config.json"
             config_path.write_text(json.dumps(config.model_dump(), indent=2) + "\n")
             sweep_run.log_artifact(config_path)
+            if study.truncation:
+                sweep_run.log_json("test_truncation.json", list(study.truncation))
             wanted = arrangements_needed(study.trials)
             refs = build_arrangements(study.train_pool, study.test, config.arrange, wanted, study.workdir)
             for ref in refs.values():
@@ -161,5 +173,13 @@ def _run_sweep(config: SweepConfig, origin: str) -> SweepResult:
     else:
         sweep_run.finish()
     return SweepResult(
-        sweep_run.run_id, study.tracking_uri, len(results), len(failed), wall_s, summary, first_error, failures
+        sweep_run.run_id,
+        study.tracking_uri,
+        len(results),
+        len(failed),
+        wall_s,
+        summary,
+        first_error,
+        failures,
+        study.truncation,
     )

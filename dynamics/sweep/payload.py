@@ -57,12 +57,15 @@ class SweepPayload:
         if rows.null_count:
             raise ValueError(f"arrangement {shipped.ref.folder} names items that are not in the training pool")
         source = self.models[factors.model]
+        train, scaling = config.train_for(factors.model), config.scaling_for(factors.model)
         params = factors.model_dump() | {
-            "num_workers": config.scaling.num_workers,
-            "zero_stage": config.train.zero_stage,
-            "global_batch_size": config.train.global_batch_size,
-            "lr": config.train.lr,
-            "template": config.train.template,
+            "num_workers": scaling.num_workers,
+            "zero_stage": train.zero_stage,
+            "micro_batch_size": train.micro_batch_size,
+            "global_batch_size": train.global_batch_size,
+            "precision": train.precision,
+            "lr": train.lr,
+            "template": train.template,
             "model_source": source.model,
             "num_parameters": source.num_parameters or "unknown",
             "arrangement_size": shipped.ref.size,
@@ -79,10 +82,11 @@ class SweepPayload:
             params=params,
             tags=tags,
             model=source,
-            train=config.train,
-            scaling=config.scaling,
+            train=train,
+            scaling=scaling,
             arranged=self.train_pool.take(rows),
             test=self.test,
             sweep_run=self.sweep_run,
             storage_path=self.storage_path,
+            seed=factors.seed,
         )

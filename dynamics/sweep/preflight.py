@@ -4,11 +4,17 @@ Every model and tokenizer resolvable (a local folder exists; a hub name is well 
 local cache), the embedding model resolvable, the tracking store reachable, workdir and storage writable.
 Each problem is one line naming the key and the path or name, so a sweep that would have failed minutes
 later inside a worker fails here in a second.
+
+On a cluster of more than one node, stores only the driver's node can reach (a SQLite tracking file, a
+`storage_path` on a local disk) are refused too: trials on the other nodes write to both. `needs_hub` says which
+keys name something only the Hugging Face hub has, so a local run keeps the hub off when nothing does.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -21,6 +27,12 @@ HEALTH_TIMEOUT_S = 5.0  # a tracking server that cannot answer /health in this l
 MODEL_FILES = ("config.json",)
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
 EMBEDDER_FILES = ("modules.json", "config.json")
+
+
+log = logging.getLogger(__name__)
+# Filesystems every node of a cluster can mount alike; a storage_path on any other is one node's own disk.
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs", "beegfs"})
+_MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")  # /proc/mounts writes a space in a mount point as \040
 
 
 class PreflightError(ConfigError):
@@ -125,17 +137,117 @@ def tracking_problem(uri: str) -> str | None:
 
 
 def preflight(
-    config: SweepConfig, workdir: Path, tracking_uri: str, storage_path: str | None, origin: str = "<config>"
+    config: SweepConfig,
+    workdir: Path,
+    tracking_uri: str,
+    storage_path: str | None,
+    origin: str = "<config>",
+    nodes: int | None = None,
 ) -> None:
-    """PreflightError listing every problem (one line each) that would stop this sweep on this machine."""
+    """PreflightError listing every problem (one line each) that would stop this sweep on this machine, or on
+    the cluster of `nodes` alive nodes it has joined (None: a local run)."""
     problems = list(_model_problems(config))
     problems += [p for p in (_embedder_problem(config), writable_problem("workdir", workdir)) if p]
     if storage_path is not None and "://" not in storage_path:
         problem = writable_problem("storage_path", Path(storage_path))
         if problem:
             problems.append(problem)
+    if nodes is not None and storage_path is not None:
+        problems += cluster_store_problems(tracking_uri, storage_path, nodes)
+        if nodes == 1:
+            _warn_single_node(tracking_uri, storage_path, origin)
     problem = tracking_problem(tracking_uri)
     if problem:
         problems.append(problem)
     if problems:
         raise PreflightError("\n".join(f"{origin}: {problem}" for problem in problems))
+
+
+def needs_hub(config: SweepConfig) -> list[str]:
+    """The keys whose value only the Hugging Face hub can provide (a hub model, tokenizer, embedder or dataset
+    name); empty when everything is built in or local, so a local run can keep the hub off."""
+    from dynamics.arrange.embed import BUILTIN_EMBEDDER
+
+    names: dict[str, str | None] = {}
+    for model_key in config.grid.model:
+        model = config.models[model_key]
+        names[f"models.{model_key}.pretrained"] = model.pretrained
+        names[f"models.{model_key}.tokenizer"] = model.tokenizer
+    if config.arrange.embedding_model != BUILTIN_EMBEDDER:
+        names["arrange.embedding_model"] = config.arrange.embedding_model
+    for key, source in (("data", config.data), ("data.test_source", config.data.test_source)):
+        if source is not None:
+            names[f"{key}.path"] = source.path  # None for a generator such as 'builtin'
+            tokenizer = source.options.get("tokenizer")  # niv2 counts prompt tokens with a named tokenizer
+            names[f"{key}.options.tokenizer"] = tokenizer if isinstance(tokenizer, str) else None
+    return [key for key, name in names.items() if name is not None and not _looks_local(name)]
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the filesystem holding `path` (its deepest mount point in `mounts`, /proc/mounts by default);
+    None where that is unknown (no /proc: not Linux)."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return None
+    target = os.path.realpath(path.expanduser())  # symlinks of the existing part resolved; it need not exist
+    deepest, kind = "", None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = _MOUNT_ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), fields[1])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(deepest):
+            deepest, kind = point, fields[2]
+    return kind
+
+
+def _shared_filesystem(kind: str | None) -> bool:
+    return kind is not None and (kind in NETWORK_FILESYSTEMS or kind.startswith("fuse."))  # gcsfuse, s3fs, …
+
+
+def single_host_stores(tracking_uri: str, storage_path: str) -> dict[str, str]:
+    """The stores (by key) that only the driver's node can reach: a SQLite tracking file, a `storage_path`
+    folder on this node's own disk."""
+    stores = {}
+    if tracking_uri.startswith("sqlite:"):
+        stores["tracking.uri"] = tracking_uri
+    if "://" not in storage_path and not _shared_filesystem(filesystem_type(Path(storage_path))):
+        stores["storage_path"] = storage_path
+    return stores
+
+
+def cluster_store_problems(tracking_uri: str, storage_path: str, nodes: int) -> list[str]:
+    """Why the stores cannot serve a cluster of `nodes` alive nodes: trials on the other nodes log to the
+    tracking store and write checkpoints to `storage_path`, which a single-host store cannot take."""
+    if nodes <= 1:
+        return []
+    stores = single_host_stores(tracking_uri, storage_path)
+    problems = []
+    if "tracking.uri" in stores:
+        problems.append(
+            f"key 'tracking.uri': {tracking_uri} is a SQLite file on the driver's node, but the cluster has {nodes} "
+            "nodes and trials on the others write to it (MLflow's SQLite store is not multi-host): run an MLflow "
+            "server (`mlflow server` on the head) and set tracking.uri or MLFLOW_TRACKING_URI to its http://… address"
+        )
+    if "storage_path" in stores:
+        kind = filesystem_type(Path(storage_path)) or "unknown"
+        problems.append(
+            f"key 'storage_path': {storage_path} is a local folder ({kind} filesystem, not a network one), but the "
+            f"cluster has {nodes} nodes and workers on the others write checkpoints there: use s3://…, gs://… or a "
+            "folder on a shared NFS mount"
+        )
+    return problems
+
+
+def _warn_single_node(tracking_uri: str, storage_path: str, origin: str) -> None:
+    for key, value in single_host_stores(tracking_uri, storage_path).items():
+        log.warning(
+            "%s: key '%s': %s works only while the cluster has one node; an autoscaler adding a node would break "
+            "it mid-sweep",
+            origin,
+            key,
+            value,
+        )

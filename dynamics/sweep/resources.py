@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dynamics.config import SweepConfig
+from dynamics.config import ScalingConfig, SweepConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,48 +65,77 @@ def local_capacity(needs_gpu: bool) -> Capacity:
 
 
 def needs_gpu(config: SweepConfig) -> bool:
-    return config.scaling.use_gpu or config.arrange.gpus_per_actor > 0
+    models_use_gpu = any(config.scaling_for(key).use_gpu for key in config.grid.model)
+    return config.scaling.use_gpu or models_use_gpu or config.arrange.gpus_per_actor > 0
 
 
-def trial_cpus(config: SweepConfig) -> float:
+def trial_cpus(scaling: ScalingConfig) -> float:
     """CPUs one trial holds while it trains: its workers and the Tune function driving them."""
-    return TRIAL_DRIVER_CPU + config.scaling.num_workers * config.scaling.cpus_per_worker
+    return TRIAL_DRIVER_CPU + scaling.num_workers * scaling.cpus_per_worker
+
+
+def _fitted_by_default(config: SweepConfig) -> list[ScalingConfig]:
+    """The scaling of each model whose CPUs per worker come from the shared default (set nowhere)."""
+    scalings = []
+    for key in config.grid.model:
+        overrides = config.models[key].scaling
+        if overrides is None or overrides.cpus_per_worker is None:
+            scalings.append(config.scaling_for(key))
+    return scalings
 
 
 def fit_to_capacity(config: SweepConfig, capacity: Capacity) -> SweepConfig:
-    """`config` with `scaling.cpus_per_worker`, when the user left it unset, lowered so one trial fits."""
+    """`config` with `scaling.cpus_per_worker`, when the user left it unset, lowered so every trial fits."""
     scaling = config.scaling
-    if "cpus_per_worker" in scaling.model_fields_set or trial_cpus(config) <= capacity.cpus:
+    fitted = _fitted_by_default(config)
+    if "cpus_per_worker" in scaling.model_fields_set or not fitted:
         return config
-    per_worker = math.floor((capacity.cpus - TRIAL_DRIVER_CPU) / scaling.num_workers / CPU_STEP) * CPU_STEP
+    workers = max(model_scaling.num_workers for model_scaling in fitted)
+    if TRIAL_DRIVER_CPU + workers * scaling.cpus_per_worker <= capacity.cpus:
+        return config
+    per_worker = math.floor((capacity.cpus - TRIAL_DRIVER_CPU) / workers / CPU_STEP) * CPU_STEP
     if per_worker < CPU_STEP:
         return config  # cannot fit at all: resource_problems names it
     per_worker = round(per_worker, 2)
     log.info(
         "scaling.cpus_per_worker not set: %.2f CPUs per worker, so %d workers fit this machine's %g CPUs",
         per_worker,
-        scaling.num_workers,
+        workers,
         capacity.cpus,
     )
     return config.model_copy(update={"scaling": scaling.model_copy(update={"cpus_per_worker": per_worker})})
 
 
-def resource_problems(config: SweepConfig, capacity: Capacity) -> list[str]:
-    """One line per request that `capacity` can never satisfy, naming the keys and the figures."""
+def _trial_problems(key: str, scaling: ScalingConfig, capacity: Capacity) -> list[str]:
+    need = trial_cpus(scaling)
     problems = []
-    scaling, arrange = config.scaling, config.arrange
-    need = trial_cpus(config)
     if need > capacity.cpus:
         problems.append(
-            f"key 'scaling': one trial needs {need:g} CPUs (scaling.num_workers {scaling.num_workers} × "
+            f"key '{key}': one trial needs {need:g} CPUs (scaling.num_workers {scaling.num_workers} × "
             f"scaling.cpus_per_worker {scaling.cpus_per_worker:g} + {TRIAL_DRIVER_CPU:g} for its driver) but "
             f"this machine has {capacity.cpus:g}: lower scaling.num_workers or scaling.cpus_per_worker"
         )
-    if scaling.use_gpu and scaling.num_workers > capacity.gpus:
+    gpus = scaling.num_workers * scaling.gpus_per_worker
+    if scaling.use_gpu and gpus > capacity.gpus:
         problems.append(
-            f"key 'scaling.use_gpu': one trial needs {scaling.num_workers} GPUs (one per worker) but this "
-            f"machine has {capacity.gpus}"
+            f"key '{key}.use_gpu': one trial needs {gpus:g} GPUs (scaling.num_workers {scaling.num_workers} × "
+            f"scaling.gpus_per_worker {scaling.gpus_per_worker:g}) but this machine has {capacity.gpus}"
         )
+    return problems
+
+
+def resource_problems(config: SweepConfig, capacity: Capacity) -> list[str]:
+    """One line per request that `capacity` can never satisfy, naming the keys and the figures."""
+    problems = _trial_problems("scaling", config.scaling, capacity) if not config.grid.model else []
+    seen: list[ScalingConfig] = []
+    for model_key in config.grid.model:
+        scaling = config.scaling_for(model_key)
+        if scaling in seen:
+            continue
+        seen.append(scaling)
+        where = f"models.{model_key}.scaling" if config.models[model_key].scaling else "scaling"
+        problems += _trial_problems(where, scaling, capacity)
+    arrange = config.arrange
     actor_cpus = arrange.num_actors * arrange.cpus_per_actor
     if actor_cpus > capacity.cpus:
         problems.append(

@@ -1,14 +1,23 @@
-"""Starting or joining Ray, with the environment the offline default needs.
+"""Starting or joining Ray, with the environment the sweep's workers need.
 
-Locally (no RAY_ADDRESS) we start an embedded cluster bound to 127.0.0.1 with the Hugging Face hub off; on a
-cluster (`ray job submit`) we join it and leave networking to the cluster.
+Locally (no RAY_ADDRESS) we start an embedded cluster bound to 127.0.0.1, with the Hugging Face hub off when
+nothing the config names must come from it; on a cluster (`ray job submit`) we join it and leave networking to
+the cluster. A hub token in the driver's environment (HF_TOKEN) goes to the workers and is never logged: not as a
+runtime_env env var, which Ray's runtime-env agent writes to `runtime_env_agent.log` on every node (measured,
+Ray 2.60), but through a worker setup hook, whose closure only the GCS holds.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from dynamics.config import SweepConfig
+from dynamics.sweep.preflight import needs_hub
+from dynamics.sweep.resources import needs_gpu
 
 log = logging.getLogger(__name__)
 
@@ -17,15 +26,17 @@ _WORKER_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",  # trial end is noticed in 0.5 s instead of 2 s
 }
-_OFFLINE_ENV = {
+_LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every node on 127.0.0.1, not the machine's interface
     "RAY_USAGE_STATS_ENABLED": "0",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
     # On a busy 2-core laptop two trials' workers import torch, transformers and DeepSpeed at once, which
     # took over Ray Train's 60 s default (the controller then restarts the group, losing a minute each time).
     "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300",
 }
+# Only where nothing must be downloaded: then a missing file fails at once instead of after network timeouts.
+_OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+# Credentials for gated or private hub repos: passed on as they are, never written to a log.
+HUB_TOKENS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 def is_local() -> bool:
@@ -33,16 +44,49 @@ def is_local() -> bool:
     return not os.environ.get("RAY_ADDRESS")
 
 
-def prepare_environment(use_gpu: bool) -> dict[str, str]:
-    """Set the driver's environment before Ray starts; return the env vars that workers must get too."""
+def prepare_environment(config: SweepConfig) -> dict[str, str]:
+    """Set the driver's environment before Ray starts; return the env vars that workers must get too (a hub
+    token among them when the driver has one). A value already set in the environment wins over ours."""
     env = dict(_WORKER_ENV)
     if is_local():
-        env.update(_OFFLINE_ENV)
-    if not use_gpu:
+        env.update(_LOCAL_ENV)
+        hub_keys = needs_hub(config)
+        if hub_keys:
+            log.info("Hugging Face hub left on: %s name hub repos", ", ".join(hub_keys))
+        else:
+            env.update(_OFFLINE_ENV)
+    if not needs_gpu(config):
         env["DS_ACCELERATOR"] = "cpu"  # DeepSpeed otherwise looks for CUDA and fails on CPU workers
     for key, value in env.items():
         os.environ.setdefault(key, value)
-    return {key: os.environ[key] for key in env}
+    worker_env = {key: os.environ[key] for key in env}
+    return worker_env | {key: os.environ[key] for key in HUB_TOKENS if os.environ.get(key)}
+
+
+def alive_nodes() -> int:
+    """Alive nodes of the cluster this process has joined (an autoscaler may add more later)."""
+    import ray
+
+    if not ray.is_initialized():
+        raise RuntimeError("join the cluster (start_ray) before counting its nodes")
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def _exporter(values: dict[str, str]) -> Callable[[], None]:
+    def export_hub_tokens() -> None:  # a closure: pickled by value, so workers need not import dynamics
+        os.environ.update(values)
+
+    return export_hub_tokens
+
+
+def job_runtime_env(worker_env: dict[str, str]) -> dict[str, Any]:
+    """The job's runtime_env: every worker env var as an env var, except the hub tokens, which a setup hook
+    sets in each worker process so that no Ray log shows them."""
+    tokens = {key: value for key, value in worker_env.items() if key in HUB_TOKENS}
+    runtime_env: dict[str, Any] = {"env_vars": {k: v for k, v in worker_env.items() if k not in HUB_TOKENS}}
+    if tokens:
+        runtime_env["worker_process_setup_hook"] = _exporter(tokens)
+    return runtime_env
 
 
 def start_ray(worker_env: dict[str, str], num_cpus: int | None = None) -> bool:
@@ -52,7 +96,7 @@ def start_ray(worker_env: dict[str, str], num_cpus: int | None = None) -> bool:
 
     if ray.is_initialized():
         return False
-    runtime_env = {"env_vars": worker_env}
+    runtime_env = job_runtime_env(worker_env)
     if is_local():
         # Workers' output stays in their log files: streamed, every worker's traceback and Ray's own shutdown
         # noise would bury the one line per failed trial that names its error file.

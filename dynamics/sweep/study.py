@@ -1,11 +1,13 @@
 """A study prepared on the driver: names checked, data loaded and split, volumes fixed, models built.
 
 Everything here runs before Ray starts, so a malformed study fails in seconds with a message, not after
-minutes of cluster work.
+minutes of cluster work. On a cluster the driver joins it first (`check_config`, then `start_ray`), since
+refusing single-host stores needs its node count; joining is cheap and starts no work.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +17,14 @@ from dynamics.config import ConfigError, SweepConfig, TrialFactors
 from dynamics.data.schema import split_of
 from dynamics.data.sources import load_data
 from dynamics.models import ModelSource, materialise
+from dynamics.sweep.encoding_checks import check_pretrained_tokenizers, truncation_report
 from dynamics.sweep.plan import check_names, resolve_volumes, trial_table
 from dynamics.sweep.preflight import PreflightError, preflight
 from dynamics.sweep.resources import fit_to_capacity, known_capacity, resource_problems
-from dynamics.sweep.runtime import is_local
-from dynamics.tracking import default_tracking_uri
+from dynamics.sweep.runtime import alive_nodes, is_local
+from dynamics.tracking import resolve_tracking_uri
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,33 +40,46 @@ class PreparedStudy:
     storage_path: str
     trials: list[TrialFactors]
     num_cpus: int | None  # CPUs of the embedded Ray to start (what the resources were checked against)
+    truncation: tuple[str, ...] = ()  # per model, test tasks whose items truncation cuts or drops
 
 
-def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
-    """Check every name, load the data, fix the volumes and the trial table, build the models."""
+def check_config(config: SweepConfig, origin: str = "<config>") -> None:
+    """The checks that need neither data nor Ray: every name, and shared storage set on a cluster (so a
+    config error fails before the driver joins one)."""
     check_names(config, origin)
     if not is_local() and config.storage_path is None:
         raise ConfigError(
             f"{origin}: key 'storage_path': on a cluster (RAY_ADDRESS is set) Ray Train needs shared storage "
             "that every node sees: set storage_path to s3://…, gs://… or an NFS mount"
         )
+
+
+def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
+    """Check every name, load the data, fix the volumes and the trial table, build the models; on a cluster,
+    after joining it (`start_ray`)."""
+    check_config(config, origin)
     workdir = Path(config.workdir).resolve()
-    tracking_uri = config.tracking.uri or default_tracking_uri(workdir)
+    tracking_uri = resolve_tracking_uri(config.tracking.uri, workdir)
     storage_path = config.storage_path or str(workdir / "ray_results")
-    preflight(config, workdir, tracking_uri, storage_path, origin)
+    nodes = None if is_local() else alive_nodes()  # single-host stores are refused on more than one
+    preflight(config, workdir, tracking_uri, storage_path, origin, nodes)
     capacity = known_capacity(config, is_local())
     if capacity is not None:
         config = fit_to_capacity(config, capacity)
         problems = resource_problems(config, capacity)
         if problems:
             raise PreflightError("\n".join(f"{origin}: {problem}" for problem in problems))
+    tokenizers = check_pretrained_tokenizers(config, origin)  # a tokenizer unfit for its template fails before the data
     loaded = load_data(
         config.data, seed=min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir
     )
     train_pool, test = split_of(loaded.table, "train"), split_of(loaded.table, "test")
     config = resolve_volumes(config, train_pool.num_rows)
     models = {key: materialise(key, config.models[key], workdir) for key in config.grid.model}
+    truncation = tuple(truncation_report(config, models, test, tokenizers, origin))
+    for line in truncation:
+        log.warning("%s", line)
     num_cpus = int(capacity.cpus) if capacity is not None and is_local() else None
     return PreparedStudy(
-        config, workdir, train_pool, test, models, tracking_uri, storage_path, trial_table(config), num_cpus
+        config, workdir, train_pool, test, models, tracking_uri, storage_path, trial_table(config), num_cpus, truncation
     )

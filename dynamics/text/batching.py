@@ -38,3 +38,25 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     ).view_as(shifted_labels)
     nll = nll * mask
     return nll.sum(dim=1), mask.sum(dim=1).float()
+
+
+def predicting_columns(labels: torch.Tensor) -> torch.Tensor:
+    """Columns whose next token is a target in some row, (K,) int64: the only logits a loss needs.
+
+    Passed to a causal LM as `logits_to_keep`, so the vocabulary projection and its float32 logits cover K
+    columns instead of the whole sequence (a 32k-vocabulary model's eval logits are otherwise GBs).
+    """
+    return (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+
+
+def kept_token_nll(
+    logits: torch.Tensor, labels: torch.Tensor, columns: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`token_nll` from logits of `columns` only: logits (batch, K, vocab) predict labels[:, columns + 1]."""
+    targets = labels[:, columns + 1]  # (batch, K)
+    mask = targets != IGNORE_INDEX
+    nll = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)), targets.clamp(min=0).reshape(-1), reduction="none"
+    ).view_as(targets)
+    nll = nll * mask
+    return nll.sum(dim=1), mask.sum(dim=1).float()

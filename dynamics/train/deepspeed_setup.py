@@ -1,32 +1,85 @@
-"""DeepSpeed engine config and the learning-rate schedule of SPEC §3.
+"""DeepSpeed engine config, memory settings and the learning-rate schedule of SPEC §3.
 
 A plain torch optimizer is passed to `deepspeed.initialize` rather than one named in the DeepSpeed config:
-the named ones compile extra C++ ops on first use (≈80 s on CPU), the torch one needs nothing.
+the named ones compile extra C++ ops on first use (≈80 s on CPU), the torch one needs nothing. ZeRO-Offload of
+the optimizer is the exception (`dynamics.train.optimizer`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
+
+import torch
 
 from dynamics.config import TrainConfig
-from dynamics.train.sharding import StepPlan
+
+# ZeRO-3 sizes when the model's width is unknown: DeepSpeed's own defaults.
+_DEFAULT_PREFETCH = 50_000_000
+_DEFAULT_PERSISTENCE = 100_000
+_BUCKET = 500_000_000  # elements per ZeRO-2 reduce / all-gather bucket (DeepSpeed's default)
 
 
-def deepspeed_config(config: TrainConfig, plan: StepPlan) -> dict[str, Any]:
-    """The engine config: batch geometry from the step plan, ZeRO stage and precision from the train config."""
-    return {
+class BatchGeometry(Protocol):
+    global_batch_size: int
+    micro_batch_size: int
+
+    @property
+    def accumulation_steps(self) -> int: ...
+
+
+def _zero_section(config: TrainConfig, hidden_size: int | None, has_cuda: bool) -> dict[str, Any]:
+    """ZeRO settings per stage; the ZeRO-3 sizes follow the HF integration's formulas from the model width."""
+    zero: dict[str, Any] = {"stage": config.zero_stage}
+    if config.zero_stage >= 2:
+        zero |= {"overlap_comm": has_cuda, "contiguous_gradients": True}
+        zero |= {"reduce_bucket_size": hidden_size * hidden_size if hidden_size else _BUCKET}
+    if config.zero_stage == 2:
+        zero["allgather_bucket_size"] = _BUCKET
+    if config.zero_stage == 3:
+        zero |= {
+            "stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size) if hidden_size else _DEFAULT_PREFETCH,
+            "stage3_param_persistence_threshold": 10 * hidden_size if hidden_size else _DEFAULT_PERSISTENCE,
+            "stage3_max_live_parameters": 1_000_000_000,
+            "stage3_max_reuse_distance": 1_000_000_000,
+            "stage3_gather_16bit_weights_on_model_save": True,  # a saved model is whole, not shards
+        }
+    offload = {"device": "cpu", "pin_memory": has_cuda}  # pinned memory needs a CUDA host allocator
+    if config.offload_optimizer:
+        zero["offload_optimizer"] = offload
+    if config.offload_params:
+        zero["offload_param"] = offload
+    return zero
+
+
+def deepspeed_config(
+    config: TrainConfig, plan: BatchGeometry, hidden_size: int | None = None, has_cuda: bool = False
+) -> dict[str, Any]:
+    """The engine config: batch geometry from the step plan, ZeRO stage, precision and offload from `config`."""
+    bf16 = config.precision == "bf16"
+    engine: dict[str, Any] = {
         "train_batch_size": plan.global_batch_size,
         "train_micro_batch_size_per_gpu": plan.micro_batch_size,
         "gradient_accumulation_steps": plan.accumulation_steps,
         "gradient_clipping": config.grad_clip,
-        "zero_optimization": {"stage": config.zero_stage},
-        "bf16": {"enabled": config.precision == "bf16"},
+        "zero_optimization": _zero_section(config, hidden_size, has_cuda),
+        "bf16": {"enabled": bf16},
         "zero_allow_untested_optimizer": True,
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+    if bf16 and plan.accumulation_steps > 1:
+        # Summing micro-batch gradients in bf16 loses their low bits; accumulate in fp32 instead.
+        engine["data_types"] = {"grad_accum_dtype": "fp32"}
+    return engine
+
+
+def apply_memory_settings(model: torch.nn.Module, config: TrainConfig) -> None:
+    """Activation checkpointing as configured (non-reentrant, which works with ZeRO-3 and frozen inputs)."""
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False  # a KV cache is useless in training and clashes with recomputation
 
 
 def lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:

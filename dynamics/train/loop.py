@@ -2,12 +2,14 @@
 
 Runs inside `TorchTrainer` (Ray Train V2). Ray has already created the process group (gloo on CPU, NCCL on
 GPU); DeepSpeed reuses it. Rank 0 writes every step's metrics to the trial's MLflow run; every rank calls
-`ray.train.report` once, at the end, with the final metrics.
+`ray.train.report` once, at the end, with the final metrics. `train_worker` is the whole loop without Ray,
+so a benchmark or a single-process check runs exactly what a trial runs.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +21,15 @@ import torch.distributed as dist
 from dynamics.config import TrainConfig
 from dynamics.evaluate.loss import TestItem, TestLossEvaluator
 from dynamics.models import ModelSource
-from dynamics.text.batching import collate, token_nll
-from dynamics.text.encoding import EncodedExample, encode
+from dynamics.text.encoding import EncodedExample, Truncation, encode
 from dynamics.text.templates import TEMPLATES, Template
 from dynamics.tracking import TrackedRun
-from dynamics.train.deepspeed_setup import deepspeed_config, lr_lambda
+from dynamics.train.deepspeed_setup import deepspeed_config
+from dynamics.train.optimizer import build_optimizer, build_scheduler
 from dynamics.train.sharding import StepPlan
+from dynamics.train.steps import on_device, train_step
+from dynamics.train.throughput import ThroughputMeter, peak_flops_per_device
+from dynamics.train.worker_model import load_for_training, model_hidden_size, seed_torch
 
 
 @dataclass(frozen=True)
@@ -37,83 +42,113 @@ class WorkerInputs:
     test: pa.Table  # the test set: id, task, category, messages
     run: TrackedRun | None = None  # the trial's MLflow run; rank 0 logs to it
     trial_started_at: float | None = None  # time.time() when the Tune trial began, for start-up figures
+    seed: int = 0  # the trial's seed: model init of new rows, dropout, per-epoch reshuffles
 
 
-def _encode_train(
-    arranged: pa.Table, tokenizer, template: Template, max_length: int
-) -> tuple[list[int], list[EncodedExample]]:
-    """Encode the arranged items; those left without a reply token after truncation are dropped (counted)."""
-    kept_positions: list[int] = []
-    encoded: list[EncodedExample] = []
-    for position, messages in enumerate(arranged.column("messages").to_pylist()):
-        example = encode(messages, tokenizer, template, max_length)
-        if example is not None:
-            kept_positions.append(position)
-            encoded.append(example)
-    return kept_positions, encoded
+@dataclass(frozen=True)
+class EncodedSplit:
+    """The encoded examples of one split and what truncation did to them."""
+
+    examples: list[EncodedExample]
+    kept_positions: list[int]  # row of each example in the split's table
+    prompt_cut: int  # examples that lost prompt tokens
+    reply_cut: int  # examples that lost reply tokens (no prompt token was left to lose)
+    dropped: list[int]  # rows left without any target token
 
 
-def _encode_test(test: pa.Table, tokenizer, template: Template, max_length: int) -> tuple[list[TestItem], int]:
-    items: list[TestItem] = []
-    dropped = 0
-    columns = (test.column(name).to_pylist() for name in ("messages", "task", "category"))
-    for messages, task, category in zip(*columns, strict=True):
-        example = encode(messages, tokenizer, template, max_length)
+def encode_split(table: pa.Table, tokenizer, template: Template, config: TrainConfig) -> EncodedSplit:
+    """Encode every row of `table` under the configured truncation; dropped rows are listed, never lost."""
+    truncation = Truncation.of(config)
+    examples: list[EncodedExample] = []
+    kept: list[int] = []
+    dropped: list[int] = []
+    prompt_cut = reply_cut = 0
+    for row, messages in enumerate(table.column("messages").to_pylist()):
+        example = encode(messages, tokenizer, template, config.max_length, truncation)
         if example is None:
-            dropped += 1
-        else:
-            items.append(TestItem(example, task, category))
-    return items, dropped
+            dropped.append(row)
+            continue
+        examples.append(example)
+        kept.append(row)
+        prompt_cut += example.prompt_tokens_cut > 0
+        reply_cut += example.reply_tokens_cut > 0
+    return EncodedSplit(examples, kept, prompt_cut, reply_cut, dropped)
+
+
+def _test_items(test: pa.Table, split: EncodedSplit) -> list[TestItem]:
+    tasks, categories = test.column("task").to_pylist(), test.column("category").to_pylist()
+    return [
+        TestItem(example, tasks[row], categories[row])
+        for example, row in zip(split.examples, split.kept_positions, strict=True)
+    ]
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Entry point given to `TorchTrainer`; `loop_config["inputs"]` is a WorkerInputs."""
-    import deepspeed
     import ray.train
 
-    from dynamics.models import load_model, load_tokenizer, on_this_node
+    context = ray.train.get_context()
+    if torch.cuda.is_available():
+        _use_ray_device()
+    final = train_worker(loop_config["inputs"], context.get_world_rank(), context.get_world_size())
+    # One report per worker at the end: a report blocks until Ray Train's controller polls (~0.5-2 s), so
+    # per-step curves go straight to MLflow from rank 0 instead.
+    ray.train.report(final)
 
-    inputs: WorkerInputs = loop_config["inputs"]
+
+def _use_ray_device() -> None:
+    """Make this worker's GPU (Ray's choice) the current device, for NCCL and for DeepSpeed.
+
+    DeepSpeed picks `cuda:$LOCAL_RANK`; Ray gives a worker with several GPUs the lowest of its own, which is not
+    its local rank, so LOCAL_RANK is pointed at it (a rank computes on one device; more reserve headroom).
+    """
+    import ray.train.torch
+
+    device = ray.train.torch.get_device()
+    torch.cuda.set_device(device)
+    os.environ["LOCAL_RANK"] = str(device.index)
+
+
+def train_worker(inputs: WorkerInputs, rank: int, world_size: int) -> dict[str, float]:
+    """Train this rank's share of the trial to the end (torch.distributed already initialised when
+    world_size > 1); the final metrics."""
+    import deepspeed
+
+    from dynamics.models import load_tokenizer, on_this_node
+
     config = inputs.train
     template = TEMPLATES.get(config.template)
-    train_ids = inputs.arranged.column("id").to_pylist()
-    context = ray.train.get_context()
-    rank, world_size = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(config.torch_threads)
     started = time.perf_counter()
 
     source = on_this_node(inputs.model)  # a built-in model saved on the driver may need rebuilding here
-    tokenizer = load_tokenizer(source.tokenizer, template)
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-    model = load_model(source.model, tokenizer, dtype)
-    kept_positions, train_examples = _encode_train(inputs.arranged, tokenizer, template, config.max_length)
-    test_items, dropped_test = _encode_test(inputs.test, tokenizer, template, config.max_length)
-    plan = StepPlan(
-        num_items=len(train_examples),
-        global_batch_size=config.global_batch_size,
-        micro_batch_size=config.micro_batch_size,
-        world_size=world_size,
-        rank=rank,
-        epochs=config.epochs,
-    )
+    tokenizer = load_tokenizer(source.tokenizer, config.template)
+    train = encode_split(inputs.arranged, tokenizer, template, config)
+    test = encode_split(inputs.test, tokenizer, template, config)
+    if not train.examples:
+        raise ValueError(f"none of the {inputs.arranged.num_rows} training items keeps a reply token")
+    plan = StepPlan.of(config, len(train.examples), world_size, rank, inputs.seed)
     if plan.total_steps == 0:
         raise ValueError(
-            f"{len(train_examples)} trainable items cannot fill one global batch of {config.global_batch_size}"
+            f"{len(train.examples)} trainable items cannot fill one global batch of {config.global_batch_size} "
+            "with train.last_step 'drop'"
         )
-
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, plan.total_steps))
+    hidden_size = model_hidden_size(source.model)  # ZeRO-3's bucket sizes follow it; read before loading
+    ds_config = deepspeed_config(config, plan, hidden_size=hidden_size, has_cuda=torch.cuda.is_available())
+    loaded = load_for_training(source.model, tokenizer, config, ds_config, inputs.seed)
+    model = loaded.model
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, plan.total_steps)
     engine, _, _, _ = deepspeed.initialize(
-        model=model,
-        optimizer=optimizer,
-        lr_scheduler=scheduler,
-        config=deepspeed_config(config, plan),
-        dist_init_required=False,
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config, dist_init_required=False
     )
+    seed_torch(inputs.seed, rank)  # dropout: reproducible, and different on each rank
     evaluator = TestLossEvaluator(
-        test_items, config.eval_batch_size, rank, world_size, pad_id=tokenizer.pad_token_id
+        _test_items(inputs.test, test), config.eval_batch_size, rank, world_size, pad_id=tokenizer.pad_token_id
     )
     logger = _RankZeroLogger(inputs, rank)
     setup = {"worker_setup_s": time.perf_counter() - started}
@@ -122,57 +157,80 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     logger.log(
         setup
         | {
-            "dropped_train_items": len(train_ids) - len(train_examples),
-            "dropped_tail_items": plan.dropped_per_epoch,
-            "dropped_test_items": dropped_test,
+            "dropped_items/train": len(train.dropped),
+            "dropped_items/test": len(test.dropped),
+            "truncated_prompt_items/train": train.prompt_cut,
+            "truncated_prompt_items/test": test.prompt_cut,
+            "truncated_reply_items/train": train.reply_cut,
+            "truncated_reply_items/test": test.reply_cut,
+            "dropped_tail_items": plan.dropped_per_epoch * config.epochs,
             "total_steps": plan.total_steps,
+            "num_parameters": loaded.num_parameters,
         },
         step=0,
     )
 
-    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    def forward(batch: dict[str, torch.Tensor], columns: torch.Tensor) -> torch.Tensor:
+        moved = on_device(batch, engine.device)
+        keep = columns.to(engine.device)
+        return engine(input_ids=moved["input_ids"], attention_mask=moved["attention_mask"], logits_to_keep=keep).logits
 
+    peak = peak_flops_per_device(_device_name(engine.device), config.precision, config.peak_tflops)
+    meter = ThroughputMeter(loaded.num_parameters, world_size, peak)
     consumed: list[list[int]] = []  # positions in the arrangement (before dropping), per step
-    tokens_seen = 0
-    step_started = time.perf_counter()
+    metrics: dict[str, float] = {}
     for step in range(plan.total_steps + 1):
         if step % config.eval_every == 0 or step == plan.total_steps:
             engine.eval()
             metrics = evaluator.evaluate(forward)
             engine.train()
+            _check_finite_test_loss(metrics, step, rank, consumed, inputs.arranged)
             logger.log(metrics, step)
             logger.flush()
         if step == plan.total_steps:
             break
-        step_positions: list[int] = []
-        step_sums = torch.zeros(3, dtype=torch.float64)  # [token NLL sum, target tokens, input tokens]
-        for micro in plan.micro_batches(step):
-            batch = collate([train_examples[p] for p in micro], tokenizer.pad_token_id)
-            nll_sum, count = token_nll(forward(batch), batch["labels"])
-            loss = nll_sum.sum() / count.sum()  # token-averaged per micro-batch (SPEC §3)
-            engine.backward(loss)
-            engine.step()
-            step_positions.extend(kept_positions[p] for p in micro)
-            step_sums += torch.tensor(
-                [nll_sum.sum().item(), count.sum().item(), batch["attention_mask"].sum().item()], dtype=torch.float64
+        lr = scheduler.get_last_lr()[0]  # the rate this step uses: the scheduler moves on after it
+        meter.start()
+        outcome = train_step(engine, plan, step, train.examples, tokenizer.pad_token_id, world_size)
+        meter.stop(outcome.input_tokens)
+        consumed.append([train.kept_positions[p] for p in outcome.positions])
+        if not math.isfinite(outcome.loss):
+            ids = inputs.arranged.column("id").to_pylist()
+            raise FloatingPointError(
+                f"non-finite training loss at step {step + 1}; rank {rank} items {[ids[p] for p in consumed[-1]]}"
             )
-        consumed.append(step_positions)
-        if world_size > 1:
-            dist.all_reduce(step_sums, op=dist.ReduceOp.SUM)
-        train_loss = float(step_sums[0] / step_sums[1])
-        tokens_seen += int(step_sums[2])
-        if not math.isfinite(train_loss):
-            ids = [train_ids[p] for p in step_positions]
-            raise FloatingPointError(f"non-finite training loss at step {step + 1}; rank {rank} items {ids}")
-        elapsed = time.perf_counter() - step_started
-        throughput = tokens_seen / elapsed  # tokens/s over all ranks, evaluation time included
-        logger.log({"train_loss": train_loss, "lr": scheduler.get_last_lr()[0], "tokens_per_s": throughput}, step + 1)
-    logger.write_consumed(_gather(consumed, world_size), train_ids)
+        logger.log({"train_loss": outcome.loss, "lr": lr} | meter.metrics(), step + 1)
+    memory = _peak_memory(engine.device)
+    logger.log(memory, plan.total_steps)
+    logger.write_consumed(_gather(consumed, world_size), inputs.arranged.column("id").to_pylist())
     logger.flush()
-    # One report per worker at the end: a report blocks until Ray Train's controller polls (~1-2 s), so
-    # per-step curves go straight to MLflow from rank 0 instead.
-    ray.train.report({"step": plan.total_steps, **metrics})
+    return {"step": plan.total_steps, **metrics, **meter.metrics(), **memory}
+
+
+def _peak_memory(device: torch.device) -> dict[str, float]:
+    """This rank's peak GPU memory over the trial, in GiB (what sizes the next micro batch); none on a CPU."""
+    if device.type != "cuda":
+        return {}
+    return {
+        "peak_memory_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+        "peak_memory_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30,
+    }
+
+
+def _check_finite_test_loss(
+    metrics: dict[str, float], step: int, rank: int, consumed: list[list[int]], arranged: pa.Table
+) -> None:
+    """FloatingPointError naming the step and the last items trained on when a test loss is not finite. Every
+    rank holds the same reduced metrics, so all ranks stop together instead of rank 0 alone while the others
+    wait in the next step's collectives."""
+    bad = [key for key, value in metrics.items() if not math.isfinite(value)]
+    if not bad:
+        return
+    last = ""
+    if consumed:
+        ids = arranged.column("id").to_pylist()
+        last = f"; step {step} trained rank {rank} on items {[ids[p] for p in consumed[-1]]}"
+    raise FloatingPointError(f"non-finite test loss at step {step} ({bad[0]} = {metrics[bad[0]]}){last}")
 
 
 def _gather(consumed: list[list[int]], world_size: int) -> list[list[list[int]]]:

@@ -7,6 +7,7 @@ function, so one trial's failure ends its own run FAILED with the error and leav
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from dynamics.config import ScalingConfig, TrainConfig
 from dynamics.models import ModelSource
 from dynamics.tracking import TrackedRun, ends_on_error, start_trial_run
 from dynamics.train.loop import WorkerInputs, train_loop_per_worker
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,26 @@ class TrialSpec:
     test: pa.Table  # id, task, category, messages
     sweep_run: TrackedRun
     storage_path: str
+    seed: int = 0  # the grid's seed: new embedding rows, dropout, per-epoch reshuffles
+
+
+def worker_resources(scaling: ScalingConfig) -> dict[str, float]:
+    """What Ray reserves for each training worker of a trial."""
+    resources = {"CPU": scaling.cpus_per_worker}
+    if scaling.use_gpu:
+        resources["GPU"] = scaling.gpus_per_worker
+    return resources
+
+
+def trial_shape(scaling: ScalingConfig, train: TrainConfig) -> str:
+    """The placement group one trial asks for and how its batch splits, in one line for people."""
+    resources = ", ".join(f"{name} {amount:g}" for name, amount in worker_resources(scaling).items())
+    per_rank = train.global_batch_size // scaling.num_workers
+    return (
+        f"{scaling.num_workers} workers × {{{resources}}}, ZeRO-{train.zero_stage} {train.precision}, global batch "
+        f"{train.global_batch_size} = {scaling.num_workers} ranks × {per_rank // train.micro_batch_size} "
+        f"accumulation × micro {train.micro_batch_size}"
+    )
 
 
 def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]:
@@ -43,15 +66,19 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
     from ray.train.torch import TorchTrainer
 
     started = time.time() if started is None else started
-    run = start_trial_run(spec.sweep_run, spec.name, spec.params, spec.tags)
-    inputs = WorkerInputs(spec.model, spec.train, spec.arranged, spec.test, run, trial_started_at=started)
+    shape = trial_shape(spec.scaling, spec.train)
+    run = start_trial_run(spec.sweep_run, spec.name, spec.params, dict(spec.tags) | {"placement_group": shape})
+    log.info("trial %s: %s", spec.name, shape)
+    inputs = WorkerInputs(
+        spec.model, spec.train, spec.arranged, spec.test, run, trial_started_at=started, seed=spec.seed
+    )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"inputs": inputs},
         scaling_config=RayScalingConfig(
             num_workers=spec.scaling.num_workers,
             use_gpu=spec.scaling.use_gpu,
-            resources_per_worker={"CPU": spec.scaling.cpus_per_worker},
+            resources_per_worker=worker_resources(spec.scaling),
         ),
         run_config=RunConfig(name=f"{spec.sweep_name}-{spec.name}-{run.run_id[:8]}", storage_path=spec.storage_path),
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dynamics.config import BuiltinModelConfig, ModelConfig
+from dynamics.config import BuiltinModelConfig, ModelConfig, SweepConfig
 from dynamics.models import ModelSource, materialise
 
 TINY = ModelConfig(
@@ -28,7 +28,7 @@ def ray_cluster():
 
     from dynamics.sweep.runtime import prepare_environment, start_ray
 
-    start_ray(prepare_environment(use_gpu=False))
+    start_ray(prepare_environment(SweepConfig(models={"tiny": TINY}, grid={"model": ["tiny"]})))  # CPU, offline
     yield ray
     ray.shutdown()
 

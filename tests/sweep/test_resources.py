@@ -19,7 +19,7 @@ def config(**sections):
 def test_unset_cpus_per_worker_is_fitted_so_one_trial_fits_two_cpus():
     fitted = fit_to_capacity(config(), Capacity(cpus=2.0, gpus=0))  # no scaling section: 2 workers × 1 CPU
     assert fitted.scaling.cpus_per_worker == pytest.approx(0.95)
-    assert trial_cpus(fitted) <= 2.0 and resource_problems(fitted, Capacity(2.0, 0)) == []
+    assert trial_cpus(fitted.scaling) <= 2.0 and resource_problems(fitted, Capacity(2.0, 0)) == []
 
 
 def test_unset_cpus_left_alone_when_the_trial_already_fits():
@@ -55,3 +55,26 @@ def test_machine_cpus_is_what_this_process_may_use():
     import os
 
     assert 1 <= machine_cpus() <= len(os.sched_getaffinity(0))
+
+
+TWO_MODELS = {
+    "small": MODELS["m"],
+    "big": {**MODELS["m"], "scaling": {"num_workers": 4, "use_gpu": True, "gpus_per_worker": 2}},
+}
+
+
+def test_each_models_own_scaling_is_checked_and_named_by_its_key():
+    two = parse_config(
+        {"models": TWO_MODELS, "grid": {"model": ["small", "big"]}, "train": {"global_batch_size": 32}}
+    )
+    problems = resource_problems(two, Capacity(cpus=64.0, gpus=4))
+    (problem,) = problems  # small fits; big asks for 4 workers × 2 GPUs
+    assert "models.big.scaling.use_gpu" in problem and "8 GPUs" in problem and "has 4" in problem
+
+
+def test_unset_cpus_are_fitted_for_the_model_with_the_most_workers():
+    models = {"small": MODELS["m"], "wide": {**MODELS["m"], "scaling": {"num_workers": 4}}}
+    two = parse_config({"models": models, "grid": {"model": ["small", "wide"]}, "train": {"global_batch_size": 32}})
+    fitted = fit_to_capacity(two, Capacity(cpus=2.0, gpus=0))
+    assert fitted.scaling_for("wide").cpus_per_worker == pytest.approx(0.45)  # 4 × 0.45 + 0.01 ≤ 2
+    assert resource_problems(fitted, Capacity(2.0, 0)) == []

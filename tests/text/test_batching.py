@@ -10,9 +10,11 @@ import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dynamics.evaluate import loss
-from dynamics.text.batching import collate, token_nll
+from dynamics.text.batching import collate, kept_token_nll, predicting_columns, token_nll
 from dynamics.text.encoding import IGNORE_INDEX, EncodedExample
 
 PAD = 0
@@ -29,15 +31,16 @@ def _example(input_ids: list[int], targets_from: int) -> EncodedExample:
 class FakeUniformModel:
     """Zero logits: every next token has probability 1/VOCAB, so each target costs log(VOCAB)."""
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def __call__(self, batch: dict[str, torch.Tensor], columns: torch.Tensor | None = None) -> torch.Tensor:
         batch_size, length = batch["input_ids"].shape
-        return torch.zeros((batch_size, length, VOCAB))
+        logits = torch.zeros((batch_size, length, VOCAB))
+        return logits if columns is None else logits[:, columns]
 
 
 class FakeHalfConfidentModel:
     """Uniform, except on rows starting with HALF_MARK, where the true next token gets probability exactly 1/2."""
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def __call__(self, batch: dict[str, torch.Tensor], columns: torch.Tensor | None = None) -> torch.Tensor:
         input_ids = batch["input_ids"]
         logits = torch.zeros((*input_ids.shape, VOCAB))
         # One logit of log(V-1) against V-1 zeros: e^a / (e^a + V - 1) = 1/2.
@@ -47,7 +50,7 @@ class FakeHalfConfidentModel:
                 continue
             for position in range(input_ids.shape[1] - 1):
                 logits[row, position, input_ids[row, position + 1]] = boost
-        return logits
+        return logits if columns is None else logits[:, columns]
 
 
 # --- collate ---------------------------------------------------------------------------------------------
@@ -132,6 +135,18 @@ def test_half_confident_fake_costs_log_two_per_token() -> None:
     assert nll_sum.item() == pytest.approx(3 * math.log(2), rel=1e-6)
 
 
+def test_kept_columns_give_the_full_nll() -> None:
+    examples = [_example([HALF_MARK, 2, 3, 4, 1], 3), _example([5, 4, 3], 1), _example([HALF_MARK, 1], 1)]
+    batch = collate(examples, pad_token_id=PAD)
+    columns = predicting_columns(batch["labels"])
+    assert columns.tolist() == [0, 1, 2, 3]  # column 4 predicts nothing: no row has a target after it
+    full = token_nll(FakeHalfConfidentModel()(batch), batch["labels"])
+    kept = kept_token_nll(FakeHalfConfidentModel()(batch, columns), batch["labels"], columns)
+    assert torch.allclose(full[0], kept[0]) and torch.equal(full[1], kept[1])
+    late = collate([_example([1, 2, 3, 4, 5, 6], 4)], pad_token_id=PAD)
+    assert predicting_columns(late["labels"]).tolist() == [3, 4]  # the prompt's logits are never computed
+
+
 # --- TestLossEvaluator -----------------------------------------------------------------------------------
 
 
@@ -209,13 +224,43 @@ def test_result_does_not_depend_on_eval_batch_size(batch_size: int) -> None:
 def test_forward_runs_once_per_batch() -> None:
     calls: list[tuple[int, int]] = []
 
-    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(batch: dict[str, torch.Tensor], columns: torch.Tensor) -> torch.Tensor:
         calls.append(tuple(batch["input_ids"].shape))
-        return FakeUniformModel()(batch)
+        return FakeUniformModel()(batch, columns)
 
     items = [_item([1] * length, "t", "c") for length in (2, 3, 4, 5, 6)]
     loss.TestLossEvaluator(items, batch_size=2, rank=0, world_size=1, pad_id=PAD).evaluate(forward)
-    assert calls == [(2, 3), (2, 5), (1, 6)]  # dynamic padding per evaluation batch
+    # Sorted, at most 2 per batch, and [2, 3] would pad 6 tokens for 5 real ones (> 1.15×): its own batch.
+    assert calls == [(1, 2), (2, 4), (2, 6)]
+
+
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=80), st.integers(1, 16))
+def test_padding_bounded_batches_cover_everything_within_the_bounds(lengths: list[int], batch_size: int) -> None:
+    lengths.sort()
+    batches = loss.padding_bounded_batches(lengths, batch_size)
+    assert [i for begin, end in batches for i in range(begin, end)] == list(range(len(lengths)))
+    for begin, end in batches:
+        chunk = lengths[begin:end]
+        assert 1 <= len(chunk) <= batch_size
+        assert len(chunk) == 1 or len(chunk) * max(chunk) <= loss.PADDING_SLACK * sum(chunk) + 1e-9
+
+
+def test_every_rank_runs_the_same_number_of_forwards() -> None:
+    # Rank 0 gets lengths 1, 3, 30 (spread: 3 batches); rank 1 gets 2, 4, 31 (the same), both as many forwards.
+    items = [_item([1] * length + [2], "t", "c") for length in (1, 2, 3, 4, 30, 31)]
+    counts = []
+    for rank in (0, 1):
+        calls = []
+
+        def forward(batch: dict[str, torch.Tensor], columns: torch.Tensor) -> torch.Tensor:
+            calls.append(batch["input_ids"].shape[0])  # noqa: B023 (called before the loop moves on)
+            return FakeUniformModel()(batch, columns)
+
+        evaluator = loss.TestLossEvaluator(items, batch_size=8, rank=rank, world_size=2, pad_id=PAD)
+        evaluator._world_size = 1  # score this rank's shard alone (no process group in a unit test)
+        evaluator.evaluate(forward)
+        counts.append(len(calls))
+    assert counts[0] == counts[1] >= 2
 
 
 def test_empty_test_items_raise() -> None:

@@ -9,7 +9,7 @@ import pytest
 from transformers import PreTrainedTokenizerBase
 
 from dynamics.models import builtin_tokenizer
-from dynamics.text.encoding import IGNORE_INDEX, EncodedExample
+from dynamics.text.encoding import IGNORE_INDEX, EncodedExample, Truncation
 from dynamics.text.encoding import encode as encode_with
 from dynamics.text.templates import STUDY_A_ROLE_TOKENS as ROLE_TOKENS
 from dynamics.text.templates import TEMPLATES
@@ -125,34 +125,65 @@ def test_study_a_multi_turn(tokenizer: PreTrainedTokenizerBase) -> None:
     assert _text(tokenizer, spans[3][1][:-1]) == "Green."
 
 
-def test_truncation_into_the_reply_keeps_surviving_reply_tokens(tokenizer: PreTrainedTokenizerBase) -> None:
-    conversation = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "hello"}]
-    prompt_length = 1 + len("User: q\nAssistant: ")  # BOS + one id per byte
-    example = encode(conversation, tokenizer, "study_b", max_length=prompt_length + 3)
-    assert example is not None
-    assert len(example.input_ids) == len(example.labels) == prompt_length + 3
-    assert example.num_target_tokens == 3
-    assert _text(tokenizer, example.labels[prompt_length:]) == "hel"
-    assert set(example.labels[:prompt_length]) == {IGNORE_INDEX}
+def _prompt_and_reply(example: EncodedExample) -> tuple[list[int], list[int]]:
+    first_target = next(i for i, label in enumerate(example.labels) if label != IGNORE_INDEX)
+    return example.input_ids[:first_target], example.input_ids[first_target:]
 
 
-def test_truncation_in_second_turn_keeps_first_reply(tokenizer: PreTrainedTokenizerBase) -> None:
-    full = encode(MULTI, tokenizer, "study_b", max_length=512)
-    assert full is not None
-    cut = len(_spans(full)[0][1]) + len(_spans(full)[1][1]) + 4  # first prompt, first reply, 4 prompt ids
-    example = encode(MULTI, tokenizer, "study_b", max_length=cut)
-    assert example is not None
-    assert example.input_ids == full.input_ids[:cut]
-    assert example.num_target_tokens == len("Blue") + 1
+LONG = [{"role": "user", "content": "Instruction: add. " + "context " * 20}, {"role": "assistant", "content": "42"}]
 
 
 @pytest.mark.parametrize("template", ["study_b", "study_a"])
-def test_truncation_that_removes_every_reply_token_returns_none(
-    tokenizer: PreTrainedTokenizerBase, template: str
-) -> None:
-    conversation = [{"role": "user", "content": "a long question " * 4}, {"role": "assistant", "content": "ok"}]
-    full = encode(conversation, tokenizer, template, max_length=512)
-    assert full is not None
-    prompt_length = next(i for i, label in enumerate(full.labels) if label != IGNORE_INDEX)
-    assert encode(conversation, tokenizer, template, max_length=prompt_length) is None
-    assert encode(conversation, tokenizer, template, max_length=prompt_length + 1) is not None
+def test_a_prompt_longer_than_max_length_keeps_its_whole_reply(tokenizer, template: str) -> None:
+    full = encode(LONG, tokenizer, template, max_length=10_000)
+    prompt, reply = _prompt_and_reply(full)
+    example = encode(LONG, tokenizer, template, max_length=len(reply) + 10)
+    assert example is not None and len(example.input_ids) == len(reply) + 10
+    assert example.input_ids[-len(reply) :] == reply  # the whole reply, end marker included
+    assert example.num_target_tokens == full.num_target_tokens
+    assert example.prompt_tokens_cut == len(full.input_ids) - len(example.input_ids) and example.reply_tokens_cut == 0
+    kept_prompt = example.input_ids[: -len(reply)]
+    if template == "study_b":  # BOS stays; the prompt loses its left: what is left is the prompt's end
+        assert kept_prompt[0] == tokenizer.bos_token_id
+        assert kept_prompt[1:] == prompt[len(prompt) - len(kept_prompt) + 1 :]
+        assert "context \nAssistant: ".endswith(_text(tokenizer, kept_prompt[1:]))
+    else:
+        assert kept_prompt == prompt[len(prompt) - len(kept_prompt) :]
+
+
+def test_middle_truncation_keeps_the_instruction_head(tokenizer) -> None:
+    full = encode(LONG, tokenizer, "study_b", max_length=10_000)
+    prompt, reply = _prompt_and_reply(full)
+    middle = Truncation(mode="middle", head_tokens=len("User: Instruction: add."))
+    example = encode_with(LONG, tokenizer, TEMPLATES.get("study_b"), len(reply) + 40, middle)
+    assert example is not None and example.input_ids[-len(reply) :] == reply
+    kept_prompt = example.input_ids[: -len(reply)]
+    assert _text(tokenizer, kept_prompt[1:]).startswith("User: Instruction: add.")  # the head survives
+    assert _text(tokenizer, kept_prompt[1:]).endswith("\nAssistant: ")  # and the prompt's end
+    assert len(kept_prompt) == 40
+
+
+def test_the_reply_is_cut_only_once_no_prompt_token_is_left(tokenizer) -> None:
+    conversation = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a long answer " * 3}]
+    full = encode(conversation, tokenizer, "study_b", max_length=10_000)
+    prompt, reply = _prompt_and_reply(full)
+    example = encode(conversation, tokenizer, "study_b", max_length=10)
+    assert example is not None
+    assert example.input_ids == [tokenizer.bos_token_id, *reply[:9]]  # every prompt token gone, BOS kept
+    assert example.prompt_tokens_cut == len(prompt) - 1 and example.reply_tokens_cut == len(reply) - 9
+
+
+def test_in_a_multi_turn_conversation_earlier_turns_are_the_context_cut_first(tokenizer) -> None:
+    full = encode(MULTI, tokenizer, "study_b", max_length=10_000)
+    last_reply = _spans(full)[-1][1]
+    example = encode(MULTI, tokenizer, "study_b", max_length=len(last_reply) + 12)
+    assert example is not None
+    assert example.input_ids[-len(last_reply) :] == last_reply
+    assert example.num_target_tokens == len(last_reply)  # the first reply was context, and is gone
+    assert _text(tokenizer, example.input_ids[1 : -len(last_reply)]) == "Another?\nAssistant: "[-11:]
+
+
+def test_only_a_conversation_without_any_target_is_dropped(tokenizer) -> None:
+    no_reply = [{"role": "user", "content": "q"}]
+    assert encode(no_reply, tokenizer, "study_a", max_length=64) is None
+    assert encode(LONG, tokenizer, "study_b", max_length=8) is not None  # even at the smallest max_length

@@ -43,8 +43,8 @@ def test_a_template_adds_the_tokens_it_needs_to_any_tokenizer(tmp_path) -> None:
     from transformers import ByT5Tokenizer
 
     ByT5Tokenizer().save_pretrained(tmp_path)
-    plain = load_tokenizer(str(tmp_path), TEMPLATES.get("study_b"))
-    with_roles = load_tokenizer(str(tmp_path), TEMPLATES.get("study_a"))
+    plain = load_tokenizer(str(tmp_path), "study_b")
+    with_roles = load_tokenizer(str(tmp_path), "study_a")
     assert not set(STUDY_A_ROLE_TOKENS) & set(plain.get_vocab())
     assert set(STUDY_A_ROLE_TOKENS) <= set(with_roles.get_vocab())
     assert len(with_roles) == len(plain) + len(STUDY_A_ROLE_TOKENS)

@@ -91,7 +91,7 @@ def test_deepspeed_config_carries_train_settings() -> None:
     train = TrainConfig(zero_stage=3, grad_clip=0.5, precision="bf16", global_batch_size=16, micro_batch_size=4)
     plan = StepPlan(num_items=64, global_batch_size=16, micro_batch_size=4, world_size=2, rank=1)
     config = deepspeed_config(train, plan)
-    assert config["zero_optimization"] == {"stage": 3}
+    assert config["zero_optimization"]["stage"] == 3
     assert config["gradient_clipping"] == 0.5
     assert config["bf16"] == {"enabled": True}
     assert deepspeed_config(TrainConfig(), plan)["bf16"] == {"enabled": False}

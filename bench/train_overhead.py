@@ -1,0 +1,218 @@
+"""Benchmark: what our training loop costs on top of a bare DeepSpeed loop, and what in-loop evaluation costs.
+
+1. Step time. The real per-worker loop (`dynamics.train.loop.train_worker`, single process, world size 1, gloo)
+   trains a tiny built-in LLaMA on built-in rows; a bare DeepSpeed loop (pre-collated batches already on the
+   device, `engine(...)`, `backward`, `step`, nothing else) trains the same weights on the same micro-batches
+   with the same engine config and optimizer. Our loop's step time is read from outside it, between the ends of
+   its step-0 and final evaluations (wrapped here), so collation, device moves, the plan, metric buffering and
+   the finite-loss check all count against it. Repeated A, B, A, B; the faster of each pair of runs is kept.
+   Target: ratio ≤ 1.05.
+2. Evaluation share at Study B's cadence (evaluate every 10 optimizer steps and at step 0, 5 examples per test
+   task): time inside `TestLossEvaluator.evaluate` (wrapped here) over the loop's whole time. Target ≤ 10%.
+
+The last line printed is one JSON object. Run from the repository root:
+
+    python -m bench.train_overhead                 # ~2 min on 2 cores
+    python -m bench.train_overhead --steps 60 --hidden-size 512 --intermediate-size 1376
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+
+from dynamics.config import BuiltinModelConfig, ModelConfig, TrainConfig
+from dynamics.data.builtin import generate_builtin
+from dynamics.evaluate.loss import TestLossEvaluator
+from dynamics.models import load_model, load_tokenizer, materialise
+from dynamics.text.batching import collate, token_nll
+from dynamics.text.templates import TEMPLATES
+from dynamics.tracking import start_sweep_run, start_trial_run
+from dynamics.train import loop
+from dynamics.train.deepspeed_setup import deepspeed_config
+from dynamics.train.optimizer import build_optimizer, build_scheduler
+from dynamics.train.sharding import StepPlan
+from dynamics.train.steps import on_device
+
+
+def _init_single_process() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    os.environ.update(
+        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}
+    )
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
+
+    deepspeed.utils.logger.setLevel(logging.WARNING)
+    deepspeed.init_distributed("gloo")
+
+
+def _tables(per_train_task: int, per_test_task: int, seed: int) -> tuple[pa.Table, pa.Table]:
+    table = generate_builtin(per_train_task, per_test_task, seed)
+    splits = table.column("split").to_pylist()
+    train = table.filter(pa.array([split == "train" for split in splits]))
+    test = table.filter(pa.array([split == "test" for split in splits]))
+    return train.select(["id", "messages"]), test.select(["id", "task", "category", "messages"])
+
+
+class _Timeline:
+    """Wall-clock marks around every evaluation, taken from outside the loop."""
+
+    def __init__(self) -> None:
+        self.evaluations: list[tuple[float, float]] = []
+        self._original = TestLossEvaluator.evaluate
+
+    def __enter__(self) -> _Timeline:
+        original, evaluations = self._original, self.evaluations
+
+        def timed(evaluator: TestLossEvaluator, forward: Callable) -> dict[str, float]:
+            begin = time.perf_counter()
+            try:
+                return original(evaluator, forward)
+            finally:
+                evaluations.append((begin, time.perf_counter()))
+
+        TestLossEvaluator.evaluate = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        TestLossEvaluator.evaluate = self._original
+
+
+def run_our_loop(inputs: loop.WorkerInputs) -> tuple[float, float, float]:
+    """(seconds of training between the first and last evaluations, seconds evaluating, whole loop seconds)."""
+    with _Timeline() as timeline:
+        loop.train_worker(inputs, rank=0, world_size=1)
+    marks = timeline.evaluations
+    evaluating = sum(end - begin for begin, end in marks)
+    whole = marks[-1][1] - marks[0][0]
+    training = (marks[-1][0] - marks[0][1]) - sum(end - begin for begin, end in marks[1:-1])
+    return training, evaluating, whole
+
+
+def run_bare_loop(inputs: loop.WorkerInputs) -> float:
+    """Seconds for the same steps on the same weights in the plainest DeepSpeed loop."""
+    import deepspeed
+
+    config = inputs.train
+    template = TEMPLATES.get(config.template)
+    tokenizer = load_tokenizer(inputs.model.tokenizer, config.template)
+    split = loop.encode_split(inputs.arranged, tokenizer, template, config)
+    plan = StepPlan.of(config, len(split.examples), 1, 0, inputs.seed)
+    torch.manual_seed(inputs.seed)
+    model = load_model(inputs.model.model, tokenizer, torch.float32)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, plan.total_steps)
+    ds_config = deepspeed_config(config, plan, hidden_size=model.config.hidden_size, has_cuda=False)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config, dist_init_required=False
+    )
+    engine.train()
+    steps = [
+        [
+            on_device(collate([split.examples[p] for p in micro.positions], tokenizer.pad_token_id), engine.device)
+            for micro in plan.micro_batches(step)
+        ]
+        for step in range(plan.total_steps)
+    ]
+    begin = time.perf_counter()
+    for micro_batches in steps:
+        for batch in micro_batches:
+            logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            nll_sum, count = token_nll(logits, batch["labels"])
+            engine.backward(nll_sum.sum() / count.sum())
+            engine.step()
+    return time.perf_counter() - begin
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps per run (a multiple of 10)")
+    parser.add_argument("--hidden-size", type=int, default=256, help="default: the offline config's tiny-2m")
+    parser.add_argument("--intermediate-size", type=int, default=688)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2, 3))
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (workers use 1)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each loop; the fastest counts")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    _init_single_process()
+
+    global_batch = 16
+    per_train_task = -(-args.steps * global_batch // 36)  # 36 built-in train tasks
+    arranged, test = _tables(per_train_task, per_test_task=5, seed=0)
+    arranged = arranged.slice(0, args.steps * global_batch)
+    sizes = BuiltinModelConfig(
+        hidden_size=args.hidden_size,
+        intermediate_size=args.intermediate_size,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+    )
+    folder = Path(tempfile.mkdtemp(prefix="train-overhead-"))
+    source = materialise("bench", ModelConfig(builtin=sizes), folder)
+    base = dict(
+        template="study_b",
+        global_batch_size=global_batch,
+        micro_batch_size=8,
+        zero_stage=args.zero_stage,
+        precision="fp32",
+        max_length=256,
+        torch_threads=args.threads,
+    )
+    # A real MLflow run, as a trial has: rank 0 buffers every step's metrics and writes them at each evaluation.
+    sweep = start_sweep_run(f"sqlite:///{folder / 'mlflow.db'}", "train-overhead", "bench", {})
+    timing_config, cadence_config = TrainConfig(**base, eval_every=10**6), TrainConfig(**base, eval_every=10)
+    timing = loop.WorkerInputs(source, timing_config, arranged, test, run=start_trial_run(sweep, "timing", {}), seed=0)
+    cadence = loop.WorkerInputs(
+        source, cadence_config, arranged, test, run=start_trial_run(sweep, "cadence", {}), seed=0
+    )
+    print(
+        f"tiny LLaMA {args.hidden_size}/{args.intermediate_size}, {args.layers} layers, {source.num_parameters:,} "
+        f"parameters, fp32, ZeRO {args.zero_stage}; {arranged.num_rows} train rows = {args.steps} steps of "
+        f"{global_batch}; {test.num_rows} test rows (5 per test task); {args.threads} thread(s), {os.cpu_count()} CPUs"
+    )
+
+    ours, bare = [], []
+    for _ in range(args.repeats):
+        ours.append(run_our_loop(timing)[0])
+        bare.append(run_bare_loop(timing))
+    ours_s, bare_s = min(ours), min(bare)
+    training_s, evaluating_s, whole_s = run_our_loop(cadence)
+    share = evaluating_s / whole_s
+    print(f"our loop: {ours_s / args.steps * 1e3:.1f} ms/step (runs {', '.join(f'{s:.2f}' for s in ours)} s)")
+    print(f"bare DeepSpeed: {bare_s / args.steps * 1e3:.1f} ms/step (runs {', '.join(f'{s:.2f}' for s in bare)} s)")
+    print(f"ratio ours / bare: {ours_s / bare_s:.3f} (target <= 1.05)")
+    print(
+        f"evaluation every 10 steps on {test.num_rows} examples: {evaluating_s:.2f} s of {whole_s:.2f} s "
+        f"= {100 * share:.1f}% (target <= 10%)"
+    )
+    summary = {
+        "steps": args.steps,
+        "our_step_ms": round(ours_s / args.steps * 1e3, 2),
+        "bare_step_ms": round(bare_s / args.steps * 1e3, 2),
+        "step_time_ratio": round(ours_s / bare_s, 4),
+        "eval_share": round(share, 4),
+        "eval_s": round(evaluating_s, 3),
+        "loop_s": round(whole_s, 3),
+        "test_examples": test.num_rows,
+    }
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

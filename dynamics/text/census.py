@@ -1,0 +1,83 @@
+"""What truncation does to each test task before any training: items cut, replies cut, items dropped.
+
+Test loss is a macro average over tasks (SPEC §4), so a task that silently loses items shifts every curve, and one
+that loses them all vanishes from the metrics while the sweep reports success. The census encodes the test set
+exactly as the workers will (same tokenizer, template, `max_length` and truncation) on the driver, so planning can
+say which tasks are affected and refuse a study in which one would be empty.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from dynamics.text.encoding import Truncation, encode
+from dynamics.text.templates import Template
+
+
+@dataclass(frozen=True)
+class TaskCensus:
+    """One test task under one model's encoding."""
+
+    task: str
+    items: int
+    prompt_cut: int  # items that lost prompt tokens (their whole reply is still scored)
+    reply_cut: int  # items whose reply was cut from its end (scored on its head only)
+    dropped: int  # items left without any target token: not scored at all
+
+    @property
+    def affected(self) -> bool:
+        """True when the task's score no longer covers every reply token of every item."""
+        return self.reply_cut > 0 or self.dropped > 0
+
+
+@dataclass(frozen=True)
+class TruncationCensus:
+    """Per test task, in the order tasks first appear in the test set."""
+
+    max_length: int
+    tasks: tuple[TaskCensus, ...]
+
+    def emptied(self) -> list[str]:
+        """Tasks that lose every item: they would vanish from the macro average."""
+        return [task.task for task in self.tasks if task.items and task.dropped == task.items]
+
+    def lines(self) -> list[str]:
+        """One line per affected task, plus how many items lose prompt tokens (scored whole unless listed)."""
+        lines = [
+            f"test task {task.task}: {task.dropped} of {task.items} items dropped, {task.reply_cut} replies cut "
+            f"at max_length {self.max_length}"
+            for task in self.tasks
+            if task.affected
+        ]
+        prompt_cut = sum(task.prompt_cut for task in self.tasks)
+        if prompt_cut:
+            items = sum(task.items for task in self.tasks)
+            lines.append(f"{prompt_cut} of {items} test items lose prompt tokens at max_length {self.max_length}")
+        return lines
+
+
+def truncation_census(
+    test: pa.Table, tokenizer, template: Template, max_length: int, truncation: Truncation
+) -> TruncationCensus:
+    """Encode every row of `test` (columns task, messages) as a worker would and count per task."""
+    counts: dict[str, Counter[str]] = {}
+    tasks = test.column("task").to_pylist()
+    for task, messages in zip(tasks, test.column("messages").to_pylist(), strict=True):
+        tally = counts.setdefault(task, Counter())
+        tally["items"] += 1
+        example = encode(messages, tokenizer, template, max_length, truncation)
+        if example is None:
+            tally["dropped"] += 1
+            continue
+        tally["prompt_cut"] += example.prompt_tokens_cut > 0
+        tally["reply_cut"] += example.reply_tokens_cut > 0
+    return TruncationCensus(
+        max_length,
+        tuple(
+            TaskCensus(task, tally["items"], tally["prompt_cut"], tally["reply_cut"], tally["dropped"])
+            for task, tally in counts.items()
+        ),
+    )
