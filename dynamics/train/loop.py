@@ -173,7 +173,9 @@ def train_worker(inputs: WorkerInputs, rank: int, world_size: int) -> dict[str, 
     def forward(batch: dict[str, torch.Tensor], columns: torch.Tensor) -> torch.Tensor:
         moved = on_device(batch, engine.device)
         keep = columns.to(engine.device)
-        return engine(input_ids=moved["input_ids"], attention_mask=moved["attention_mask"], logits_to_keep=keep).logits
+        return engine(
+            input_ids=moved["input_ids"], attention_mask=moved["attention_mask"], logits_to_keep=keep, use_cache=False
+        ).logits
 
     peak = peak_flops_per_device(_device_name(engine.device), config.precision, config.peak_tflops)
     meter = ThroughputMeter(loaded.num_parameters, world_size, peak)

@@ -47,7 +47,8 @@ def train_step(
     for micro in plan.micro_batches(step):
         chosen = [examples[position] for position in micro.positions] or [placeholder]
         batch = on_device(collate(chosen, pad_id), device)
-        logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        # No KV cache: training never reuses one, and building it costs a copy of every layer's keys and values.
+        logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
         nll_sum, count = token_nll(logits, batch["labels"])
         loss = nll_sum.sum() / count.sum().clamp(min=1.0)  # token-averaged per micro-batch (SPEC §3)
         engine.backward(loss * micro.loss_weight)  # DeepSpeed divides by the accumulation steps
