@@ -78,7 +78,11 @@ def deepspeed_config(
 def apply_memory_settings(model: torch.nn.Module, config: TrainConfig) -> None:
     """Activation checkpointing as configured (non-reentrant, which works with ZeRO-3 and frozen inputs)."""
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5.24; the old name warns
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         model.config.use_cache = False  # a KV cache is useless in training and clashes with recomputation
 
 
