@@ -15,7 +15,6 @@ from dynamics.config import SweepConfig
 from dynamics.models import ModelSource, TokenizerUnfit, load_tokenizer
 from dynamics.sweep.preflight import PreflightError
 from dynamics.text.census import truncation_census
-from dynamics.text.encoding import Truncation
 from dynamics.text.templates import TEMPLATES
 
 TokenizerCache = dict[tuple[str, str], Any]  # (tokenizer source, template name) → loaded tokenizer
@@ -58,13 +57,7 @@ def truncation_report(
         source = models[model_key].tokenizer
         if (source, train.template) not in tokenizers:
             tokenizers[source, train.template] = load_tokenizer(source, train.template)
-        census = truncation_census(
-            test,
-            tokenizers[source, train.template],
-            TEMPLATES.get(train.template),
-            train.max_length,
-            Truncation.of(train),
-        )
+        census = truncation_census(test, tokenizers[source, train.template], TEMPLATES.get(train.template), train)
         emptied = census.emptied()
         if emptied:
             raise PreflightError(

@@ -13,8 +13,39 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from dynamics.text.encoding import Truncation, encode
+from dynamics.config import TrainConfig
+from dynamics.text.encoding import EncodedExample, Truncation, encode
 from dynamics.text.templates import Template
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """The encoded examples of one split and what truncation did to them."""
+
+    examples: list[EncodedExample]
+    kept_positions: list[int]  # row of each example in the split's table
+    prompt_cut: int  # examples that lost prompt tokens
+    reply_cut: int  # examples that lost reply tokens (no prompt token was left to lose)
+    dropped: list[int]  # rows left without any target token
+
+
+def encode_split(table: pa.Table, tokenizer, template: Template, config: TrainConfig) -> EncodedSplit:
+    """Encode every row of `table` under the configured truncation; dropped rows are listed, never lost."""
+    truncation = Truncation.of(config)
+    examples: list[EncodedExample] = []
+    kept: list[int] = []
+    dropped: list[int] = []
+    prompt_cut = reply_cut = 0
+    for row, messages in enumerate(table.column("messages").to_pylist()):
+        example = encode(messages, tokenizer, template, config.max_length, truncation)
+        if example is None:
+            dropped.append(row)
+            continue
+        examples.append(example)
+        kept.append(row)
+        prompt_cut += example.prompt_tokens_cut > 0
+        reply_cut += example.reply_tokens_cut > 0
+    return EncodedSplit(examples, kept, prompt_cut, reply_cut, dropped)
 
 
 @dataclass(frozen=True)
@@ -59,23 +90,20 @@ class TruncationCensus:
         return lines
 
 
-def truncation_census(
-    test: pa.Table, tokenizer, template: Template, max_length: int, truncation: Truncation
-) -> TruncationCensus:
+def truncation_census(test: pa.Table, tokenizer, template: Template, config: TrainConfig) -> TruncationCensus:
     """Encode every row of `test` (columns task, messages) as a worker would and count per task."""
-    counts: dict[str, Counter[str]] = {}
+    split = encode_split(test, tokenizer, template, config)
     tasks = test.column("task").to_pylist()
-    for task, messages in zip(tasks, test.column("messages").to_pylist(), strict=True):
-        tally = counts.setdefault(task, Counter())
-        tally["items"] += 1
-        example = encode(messages, tokenizer, template, max_length, truncation)
-        if example is None:
-            tally["dropped"] += 1
-            continue
-        tally["prompt_cut"] += example.prompt_tokens_cut > 0
-        tally["reply_cut"] += example.reply_tokens_cut > 0
+    counts: dict[str, Counter[str]] = {task: Counter() for task in tasks}  # in order of first appearance
+    for task in tasks:
+        counts[task]["items"] += 1
+    for row in split.dropped:
+        counts[tasks[row]]["dropped"] += 1
+    for row, example in zip(split.kept_positions, split.examples, strict=True):
+        counts[tasks[row]]["prompt_cut"] += example.prompt_tokens_cut > 0
+        counts[tasks[row]]["reply_cut"] += example.reply_tokens_cut > 0
     return TruncationCensus(
-        max_length,
+        config.max_length,
         tuple(
             TaskCensus(task, tally["items"], tally["prompt_cut"], tally["reply_cut"], tally["dropped"])
             for task, tally in counts.items()

@@ -21,8 +21,8 @@ import torch.distributed as dist
 from dynamics.config import TrainConfig
 from dynamics.evaluate.loss import TestItem, TestLossEvaluator
 from dynamics.models import ModelSource
-from dynamics.text.encoding import EncodedExample, Truncation, encode
-from dynamics.text.templates import TEMPLATES, Template
+from dynamics.text.census import EncodedSplit, encode_split
+from dynamics.text.templates import TEMPLATES
 from dynamics.tracking import TrackedRun
 from dynamics.train.deepspeed_setup import deepspeed_config
 from dynamics.train.optimizer import build_optimizer, build_scheduler
@@ -43,36 +43,6 @@ class WorkerInputs:
     run: TrackedRun | None = None  # the trial's MLflow run; rank 0 logs to it
     trial_started_at: float | None = None  # time.time() when the Tune trial began, for start-up figures
     seed: int = 0  # the trial's seed: model init of new rows, dropout, per-epoch reshuffles
-
-
-@dataclass(frozen=True)
-class EncodedSplit:
-    """The encoded examples of one split and what truncation did to them."""
-
-    examples: list[EncodedExample]
-    kept_positions: list[int]  # row of each example in the split's table
-    prompt_cut: int  # examples that lost prompt tokens
-    reply_cut: int  # examples that lost reply tokens (no prompt token was left to lose)
-    dropped: list[int]  # rows left without any target token
-
-
-def encode_split(table: pa.Table, tokenizer, template: Template, config: TrainConfig) -> EncodedSplit:
-    """Encode every row of `table` under the configured truncation; dropped rows are listed, never lost."""
-    truncation = Truncation.of(config)
-    examples: list[EncodedExample] = []
-    kept: list[int] = []
-    dropped: list[int] = []
-    prompt_cut = reply_cut = 0
-    for row, messages in enumerate(table.column("messages").to_pylist()):
-        example = encode(messages, tokenizer, template, config.max_length, truncation)
-        if example is None:
-            dropped.append(row)
-            continue
-        examples.append(example)
-        kept.append(row)
-        prompt_cut += example.prompt_tokens_cut > 0
-        reply_cut += example.reply_tokens_cut > 0
-    return EncodedSplit(examples, kept, prompt_cut, reply_cut, dropped)
 
 
 def _test_items(test: pa.Table, split: EncodedSplit) -> list[TestItem]:

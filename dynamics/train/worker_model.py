@@ -37,16 +37,6 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(getattr(parameter, "ds_numel", parameter.numel()) for parameter in model.parameters())
 
 
-def local_parameter_bytes(model: torch.nn.Module) -> int:
-    """Bytes of parameter data this process holds: a ZeRO-3 parameter only its own partition (`ds_tensor`)."""
-    total = 0
-    for parameter in model.parameters():
-        held = getattr(parameter, "ds_tensor", None)
-        data = parameter.data if held is None else held
-        total += data.numel() * data.element_size()
-    return total
-
-
 def model_hidden_size(source: str) -> int | None:
     """The width of the residual stream, from the model's config alone (no weights read)."""
     from transformers import AutoConfig

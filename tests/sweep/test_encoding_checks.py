@@ -16,13 +16,12 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from dynamics.config import load_config
+from dynamics.config import TrainConfig, load_config
 from dynamics.models import builtin_tokenizer, load_tokenizer
 from dynamics.sweep.encoding_checks import truncation_report
 from dynamics.sweep.preflight import PreflightError
 from dynamics.sweep.study import prepare
 from dynamics.text.census import truncation_census
-from dynamics.text.encoding import Truncation
 from dynamics.text.templates import TEMPLATES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +88,7 @@ def test_a_task_left_without_any_item_fails_planning_naming_it() -> None:
             "messages": [reply, reply, no_reply, no_reply],
         }
     )
-    census = truncation_census(test, tokenizer, TEMPLATES.get("study_b"), 64, Truncation())
+    census = truncation_census(test, tokenizer, TEMPLATES.get("study_b"), TrainConfig(max_length=64))
     assert census.emptied() == ["silent"]
     assert [(t.task, t.items, t.dropped) for t in census.tasks] == [("copy", 2, 0), ("silent", 2, 2)]
 
