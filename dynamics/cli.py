@@ -88,7 +88,7 @@ def _sweep(args: argparse.Namespace) -> int:
     refuse_if_busy(Path(config.workdir).expanduser().resolve())  # the same: a busy workdir refused in a second
     from dynamics.sweep.driver import run_sweep
 
-    result = run_sweep(config, origin=str(args.config))
+    result = run_sweep(config, origin=str(args.config), resume=args.resume)
     for line in result.truncation:
         print(f"truncation: {line}")  # the figures average over what is left of these test tasks
     for line in result.failures[:MAX_FAILURE_LINES]:
@@ -208,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
         _config_arguments(command)
         if name == "report":
             command.add_argument("--parent-run", required=True, help="MLflow run id of the sweep")
+        if name == "sweep":
+            command.add_argument(
+                "--resume",
+                action="store_true",
+                help="continue the sweep of this name: only its unfinished trials run, each from its last checkpoint",
+            )
         command.set_defaults(handler=handlers[name])
     data_parser = commands.add_parser("data", help="inspect a config's data", names=["data.source"])
     data = data_parser.add_subparsers(dest="data_command", required=True)

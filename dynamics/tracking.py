@@ -145,8 +145,14 @@ class TrackedRun:
             path.write_text(json.dumps(record), encoding="utf-8")
             self.log_artifact(path)
 
-    def metric_buffer(self) -> MetricBuffer:
-        return MetricBuffer(self)
+    def metric_buffer(self, skip: Mapping[str, set[int]] | None = None) -> MetricBuffer:
+        """A buffer of metric points for this run; points in `skip` (key → steps) are left out."""
+        return MetricBuffer(self, skip)
+
+    def logged_steps(self) -> dict[str, set[int]]:
+        """key → the steps this run holds a value for: what a resumed attempt must not log again."""
+        keys = self.get().data.metrics
+        return {key: {point.step for point in self.client.get_metric_history(self.run_id, key)} for key in keys}
 
     def finish(self) -> None:
         self.client.set_terminated(self.run_id, status="FINISHED")
@@ -159,6 +165,11 @@ class TrackedRun:
 
     def kill(self) -> None:
         self.client.set_terminated(self.run_id, status="KILLED")
+
+    def reopen(self) -> TrackedRun:
+        """Mark an ended (or orphaned) run RUNNING again: a resumed sweep or trial continues in it."""
+        self.client.update_run(self.run_id, status="RUNNING")
+        return self
 
 
 def _start_run(
@@ -198,6 +209,35 @@ def child_runs(parent: TrackedRun) -> list[Run]:
     )
 
 
+def find_sweep_run(tracking_uri: str, experiment: str, name: str) -> Run | None:
+    """The parent run of the sweep called `name` in `experiment`, or None; the newest if an older store holds
+    several (before sweeps were refused a second start under one name)."""
+    client = client_for(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    quoted = name.replace("'", "\\'")
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"attributes.run_name = '{quoted}' and tags.`{PARENT_TAG}` IS NULL",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def find_trial_run(parent: TrackedRun, name: str) -> Run | None:
+    """The child run of `parent` called `name`, or None (the newest, should there be several)."""
+    quoted = name.replace("'", "\\'")
+    runs = parent.client.search_runs(
+        [parent.get().info.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent.run_id}' and attributes.run_name = '{quoted}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
 @contextmanager
 def ends_on_error(run: TrackedRun) -> Iterator[TrackedRun]:
     """Inside the block, an exception ends `run` FAILED (Ctrl-C: KILLED) before it propagates: never RUNNING."""
@@ -212,11 +252,17 @@ def ends_on_error(run: TrackedRun) -> Iterator[TrackedRun]:
 
 
 class MetricBuffer:
-    """Collects (metrics, step) points and writes them in few `log_batch` calls."""
+    """Collects (metrics, step) points and writes them in few `log_batch` calls, each (key, step) once.
 
-    def __init__(self, run: TrackedRun):
+    A resumed trial retrains the steps after its checkpoint; the points its dead attempt had already written
+    are passed as `skip`, and the first value written is the one that stays (the retrained ones are the same
+    numbers on CPU; timings differ).
+    """
+
+    def __init__(self, run: TrackedRun, skip: Mapping[str, set[int]] | None = None):
         self._run = run
         self._pending: list[Metric] = []
+        self._skip = {key: set(steps) for key, steps in (skip or {}).items()}
 
     def add(self, metrics: Mapping[str, float], step: int) -> None:
         """Queue metrics for `step`; a non-finite value is an error, never silently dropped."""
@@ -224,6 +270,8 @@ class MetricBuffer:
         for key, value in metrics.items():
             if not math.isfinite(value):
                 raise FloatingPointError(f"metric {key!r} is {value} at step {step}")
+            if step in self._skip.get(key, ()):
+                continue
             self._pending.append(Metric(key, float(value), timestamp, step))
 
     def flush(self) -> None:

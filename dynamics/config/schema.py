@@ -138,6 +138,26 @@ class TrainConfig(Section):
         return self
 
 
+class CheckpointConfig(Section):
+    """Resume checkpoints and retries: what lets a trial outlive a dead worker or node."""
+
+    resume_every: int | None = Field(
+        50,
+        ge=1,
+        description="Save the whole training state (DeepSpeed, data cursor, RNG) every k optimizer steps, for a "
+        "restarted worker group to continue from; null = never (a fault then restarts the trial from step 0).",
+    )
+    num_to_keep: int = Field(
+        2, ge=1, description="Resume checkpoints kept per trial (the newest); 2 leaves one to fall back to."
+    )
+    max_failures: int = Field(
+        2,
+        ge=0,
+        description="Worker-group failures one trial survives (each restarts from its latest resume checkpoint) "
+        "before it fails for good.",
+    )
+
+
 class ScalingConfig(Section):
     """Workers per trial and trials at once."""
 
@@ -294,6 +314,7 @@ class SweepConfig(Section):
     models: dict[str, ModelConfig] = Field(..., description="The models a grid can name, by key.")
     train: TrainConfig = TrainConfig()
     scaling: ScalingConfig = ScalingConfig()
+    checkpoints: CheckpointConfig = CheckpointConfig()
     tracking: TrackingConfig = TrackingConfig()
     grid: GridConfig = GridConfig()
 

@@ -30,6 +30,7 @@ from dynamics.sweep.payload import POOL_COLUMNS, TEST_COLUMNS, ShippedArrangemen
 from dynamics.sweep.plan import arrangements_needed
 from dynamics.sweep.preflight import PreflightError, writable_problem
 from dynamics.sweep.resources import TRIAL_DRIVER_CPU
+from dynamics.sweep.resume import CONFIG_ARTIFACT, existing_sweep, tune_experiment_name
 from dynamics.sweep.runtime import is_local, prepare_environment, start_ray
 from dynamics.sweep.study import check_config, prepare
 from dynamics.tracking import TrackedRun, ends_on_error, start_sweep_run
@@ -78,17 +79,18 @@ def failure_line(result: Any) -> str:
     return f"{name}: {one_line(result.error)}{where}"
 
 
-def run_sweep(config: SweepConfig, origin: str = "<config>") -> SweepResult:
-    """Run the whole study and return where its results are; SweepInterrupted on Ctrl-C or SIGTERM."""
+def run_sweep(config: SweepConfig, origin: str = "<config>", resume: bool = False) -> SweepResult:
+    """Run the whole study (with `resume`: the trials of the sweep of this name that did not finish) and return
+    where its results are; SweepInterrupted on Ctrl-C or SIGTERM."""
     workdir = Path(config.workdir).resolve()
     problem = writable_problem("workdir", workdir)  # before the lock, which creates its file there
     if problem:
         raise PreflightError(f"{origin}: {problem}")
     with second_interrupt_forces(), hold_workdir(workdir, f"sweep {config.name}"):
-        return _run_sweep(config, origin)
+        return _run_sweep(config, origin, resume)
 
 
-def _run_sweep(config: SweepConfig, origin: str) -> SweepResult:
+def _run_sweep(config: SweepConfig, origin: str, resume: bool) -> SweepResult:
     started = time.perf_counter()
     worker_env = prepare_environment(config)
     if not is_local():
@@ -96,6 +98,7 @@ def _run_sweep(config: SweepConfig, origin: str) -> SweepResult:
         start_ray(worker_env)  # cheap on a cluster, and prepare needs its node count
     study = prepare(config, origin)
     config = study.config  # volumes resolved against the loaded pool, scaling fitted to the machine
+    existing = existing_sweep(config, study.tracking_uri, resume)  # refusals come before any Ray work
     for model_key in config.grid.model:
         log.info(
             "model %s: each trial %s",
@@ -111,23 +114,29 @@ def _run_sweep(config: SweepConfig, origin: str) -> SweepResult:
         started_ray = start_ray(worker_env, study.num_cpus)
         threads_before = threads_now()
         grid = config.grid.values()
-        sweep_run = start_sweep_run(
-            study.tracking_uri,
-            config.tracking.experiment,
-            config.name,
-            params={f"grid.{factor}": json.dumps(values) for factor, values in grid.items()}
-            | {"num_trials": len(study.trials), "data.source": config.data.source},
-        )
+        if existing is None:
+            sweep_run = start_sweep_run(
+                study.tracking_uri,
+                config.tracking.experiment,
+                config.name,
+                params={f"grid.{factor}": json.dumps(values) for factor, values in grid.items()}
+                | {"num_trials": len(study.trials), "data.source": config.data.source},
+            )
+        else:
+            sweep_run = TrackedRun(study.tracking_uri, existing.info.run_id).reopen()
+            log.info("resuming sweep %s: run %s (was %s)", config.name, sweep_run.run_id, existing.info.status)
         with ends_on_error(sweep_run):
-            config_path = study.workdir / "sweep_config.json"
-            config_path.write_text(json.dumps(config.model_dump(), indent=2) + "\n")
-            sweep_run.log_artifact(config_path)
-            if study.truncation:
-                sweep_run.log_json("test_truncation.json", list(study.truncation))
+            if existing is None:
+                config_path = study.workdir / CONFIG_ARTIFACT
+                config_path.write_text(json.dumps(config.model_dump(), indent=2) + "\n")
+                sweep_run.log_artifact(config_path)
+                if study.truncation:
+                    sweep_run.log_json("test_truncation.json", list(study.truncation))
             wanted = arrangements_needed(study.trials)
             refs = build_arrangements(study.train_pool, study.test, config.arrange, wanted, study.workdir)
-            for ref in refs.values():
-                sweep_run.log_artifacts(ref.folder, artifact_path=f"arrangements/{Path(ref.folder).name}")
+            if existing is None:  # a resumed sweep's are in its run already (the same bytes: from the cache)
+                for ref in refs.values():
+                    sweep_run.log_artifacts(ref.folder, artifact_path=f"arrangements/{Path(ref.folder).name}")
             payload = SweepPayload(
                 config=config,
                 train_pool=study.train_pool.select(list(POOL_COLUMNS)),
@@ -140,14 +149,21 @@ def _run_sweep(config: SweepConfig, origin: str) -> SweepResult:
                 sweep_run=sweep_run,
                 storage_path=study.storage_path,
             )
-            tuner = tune.Tuner(
-                tune.with_resources(tune.with_parameters(tune_trial, payload=payload), {"CPU": TRIAL_DRIVER_CPU}),
-                param_space={factor: tune.grid_search(grid[factor]) for factor in GRID_FACTORS},
-                tune_config=tune.TuneConfig(max_concurrent_trials=config.scaling.max_concurrent_trials),
-                run_config=tune.RunConfig(
-                    name=f"{config.name}-{sweep_run.run_id[:8]}", storage_path=study.storage_path
-                ),
+            trainable = tune.with_resources(
+                tune.with_parameters(tune_trial, payload=payload), {"CPU": TRIAL_DRIVER_CPU}
             )
+            tune_name = tune_experiment_name(config, sweep_run.run_id)
+            tune_path = f"{study.storage_path.rstrip('/')}/{tune_name}"
+            if existing is not None and tune.Tuner.can_restore(tune_path):
+                # Finished trials stay finished; errored and unfinished ones run again, from their checkpoints.
+                tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_errored=True)
+            else:
+                tuner = tune.Tuner(
+                    trainable,
+                    param_space={factor: tune.grid_search(grid[factor]) for factor in GRID_FACTORS},
+                    tune_config=tune.TuneConfig(max_concurrent_trials=config.scaling.max_concurrent_trials),
+                    run_config=tune.RunConfig(name=tune_name, storage_path=study.storage_path),
+                )
             results = list(tuner.fit())
             failed = [result for result in results if result.error is not None]
             finished = sum(1 for result in results if result.error is None and "trial_wall_s" in result.metrics)

@@ -89,4 +89,5 @@ class SweepPayload:
             sweep_run=self.sweep_run,
             storage_path=self.storage_path,
             seed=factors.seed,
+            checkpoints=config.checkpoints,
         )

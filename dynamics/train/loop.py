@@ -2,15 +2,20 @@
 
 Runs inside `TorchTrainer` (Ray Train V2). Ray has already created the process group (gloo on CPU, NCCL on
 GPU); DeepSpeed reuses it. Rank 0 writes every step's metrics to the trial's MLflow run; every rank calls
-`ray.train.report` once, at the end, with the final metrics. `train_worker` is the whole loop without Ray,
-so a benchmark or a single-process check runs exactly what a trial runs.
+`ray.train.report` at every resume checkpoint (`dynamics.train.checkpoints`) and once at the end, with the
+final metrics. A restarted worker group loads the newest usable checkpoint, continues the same global order at
+the next step and logs to the same MLflow run, skipping the (metric, step) points that run already holds.
+`train_worker` is the whole loop without Ray, so a benchmark or a single-process check runs exactly what a
+trial runs.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,18 +23,21 @@ import pyarrow as pa
 import torch
 import torch.distributed as dist
 
-from dynamics.config import TrainConfig
+from dynamics.config import CheckpointConfig, TrainConfig
 from dynamics.evaluate.loss import TestItem, TestLossEvaluator
 from dynamics.models import ModelSource
 from dynamics.text.census import EncodedSplit, encode_split
 from dynamics.text.templates import TEMPLATES
 from dynamics.tracking import TrackedRun
+from dynamics.train import checkpoints
 from dynamics.train.deepspeed_setup import deepspeed_config
 from dynamics.train.optimizer import build_optimizer, build_scheduler
 from dynamics.train.sharding import StepPlan
 from dynamics.train.steps import on_device, train_step
 from dynamics.train.throughput import ThroughputMeter, peak_flops_per_device
 from dynamics.train.worker_model import load_for_training, model_hidden_size, seed_torch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,10 @@ class WorkerInputs:
     run: TrackedRun | None = None  # the trial's MLflow run; rank 0 logs to it
     trial_started_at: float | None = None  # time.time() when the Tune trial began, for start-up figures
     seed: int = 0  # the trial's seed: model init of new rows, dropout, per-epoch reshuffles
+    checkpoints: CheckpointConfig | None = None  # resume checkpoints; None = none (nothing to resume from)
+    # Called on every rank after each optimizer step with (rank, steps completed, engine): for tests that kill
+    # a worker or read its weights at a chosen step. A sweep never sets it.
+    after_step: Callable[[int, int, Any], None] | None = None
 
 
 def _test_items(test: pa.Table, split: EncodedSplit) -> list[TestItem]:
@@ -64,9 +76,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     if torch.cuda.is_available():
         _use_ray_device()
-    final = train_worker(loop_config["inputs"], context.get_world_rank(), context.get_world_size())
-    # One report per worker at the end: a report blocks until Ray Train's controller polls (~0.5-2 s), so
-    # per-step curves go straight to MLflow from rank 0 instead.
+    store = checkpoints.RayStore()
+    final = train_worker(loop_config["inputs"], context.get_world_rank(), context.get_world_size(), store)
+    # Reports only at checkpoints and at the end: a report blocks until Ray Train's controller polls
+    # (~0.5-2 s), so per-step curves go straight to MLflow from rank 0 instead.
     ray.train.report(final)
 
 
@@ -83,18 +96,27 @@ def _use_ray_device() -> None:
     os.environ["LOCAL_RANK"] = str(device.index)
 
 
-def train_worker(inputs: WorkerInputs, rank: int, world_size: int) -> dict[str, float]:
-    """Train this rank's share of the trial to the end (torch.distributed already initialised when
-    world_size > 1); the final metrics."""
+@dataclass
+class PreparedWorker:
+    """One rank ready for step 0: its encoded splits, step plan and DeepSpeed engine (with what must outlive it)."""
+
+    tokenizer: Any
+    train: EncodedSplit
+    test: EncodedSplit
+    plan: StepPlan
+    loaded: Any  # LoadedModel: holds ZeRO-3's HfDeepSpeedConfig for as long as the engine lives
+    engine: Any
+    scheduler: Any
+
+
+def prepare_worker(inputs: WorkerInputs, rank: int, world_size: int) -> PreparedWorker:
+    """Encode the splits, plan this rank's steps and build its engine (torch.distributed initialised first)."""
     import deepspeed
 
     from dynamics.models import load_tokenizer, on_this_node
 
     config = inputs.train
     template = TEMPLATES.get(config.template)
-    torch.set_num_threads(config.torch_threads)
-    started = time.perf_counter()
-
     source = on_this_node(inputs.model)  # a built-in model saved on the driver may need rebuilding here
     tokenizer = load_tokenizer(source.tokenizer, config.template)
     train = encode_split(inputs.arranged, tokenizer, template, config)
@@ -110,13 +132,30 @@ def train_worker(inputs: WorkerInputs, rank: int, world_size: int) -> dict[str, 
     hidden_size = model_hidden_size(source.model)  # ZeRO-3's bucket sizes follow it; read before loading
     ds_config = deepspeed_config(config, plan, hidden_size=hidden_size, has_cuda=torch.cuda.is_available())
     loaded = load_for_training(source.model, tokenizer, config, ds_config, inputs.seed)
-    model = loaded.model
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(loaded.model, config)
     scheduler = build_scheduler(optimizer, config, plan.total_steps)
     engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config, dist_init_required=False
+        model=loaded.model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config, dist_init_required=False
     )
+    return PreparedWorker(tokenizer, train, test, plan, loaded, engine, scheduler)
+
+
+def train_worker(
+    inputs: WorkerInputs, rank: int, world_size: int, store: checkpoints.CheckpointStore | None = None
+) -> dict[str, float]:
+    """Train this rank's share of the trial to the end (torch.distributed already initialised when
+    world_size > 1), resuming from `store`'s newest usable checkpoint if it has one; the final metrics."""
+    config = inputs.train
+    torch.set_num_threads(config.torch_threads)
+    started = time.perf_counter()
+    prepared = prepare_worker(inputs, rank, world_size)
+    tokenizer, train, test, plan = prepared.tokenizer, prepared.train, prepared.test, prepared.plan
+    loaded, engine, scheduler = prepared.loaded, prepared.engine, prepared.scheduler
     seed_torch(inputs.seed, rank)  # dropout: reproducible, and different on each rank
+    resume_started = time.perf_counter()
+    resumed, skipped = (None, []) if store is None else checkpoints.resume(engine, store, rank, world_size)
+    start, generation = (0, 0) if resumed is None else (resumed.step, resumed.generation)
+    _check_ranks_agree(start, world_size)
     evaluator = TestLossEvaluator(
         _test_items(inputs.test, test), config.eval_batch_size, rank, world_size, pad_id=tokenizer.pad_token_id
     )
@@ -124,6 +163,8 @@ def train_worker(inputs: WorkerInputs, rank: int, world_size: int) -> dict[str, 
     setup = {"worker_setup_s": time.perf_counter() - started}
     if inputs.trial_started_at is not None:
         setup["startup_s"] = time.time() - inputs.trial_started_at  # trial start → ready for step 0
+    if resumed is not None:
+        logger.resumed(resumed, skipped, time.perf_counter() - resume_started)
     logger.log(
         setup
         | {
@@ -149,10 +190,14 @@ def train_worker(inputs: WorkerInputs, rank: int, world_size: int) -> dict[str, 
 
     peak = peak_flops_per_device(_device_name(engine.device), config.precision, config.peak_tflops)
     meter = ThroughputMeter(loaded.num_parameters, world_size, peak)
-    consumed: list[list[int]] = []  # positions in the arrangement (before dropping), per step
+    # positions in the arrangement (before dropping), per step
+    consumed: list[list[int]] = [] if resumed is None else resumed.consumed
     metrics: dict[str, float] = {}
-    for step in range(plan.total_steps + 1):
-        if step % config.eval_every == 0 or step == plan.total_steps:
+    resume_every = None if inputs.checkpoints is None or store is None else inputs.checkpoints.resume_every
+    engine.train()  # from_pretrained returns the model in eval mode; a resumed loop skips the eval that switched it
+    for step in range(start, plan.total_steps + 1):
+        continuing = resumed is not None and step == start  # its evaluation and checkpoint happened before
+        if (step % config.eval_every == 0 or step == plan.total_steps) and not continuing:
             engine.eval()
             metrics = evaluator.evaluate(forward)
             engine.train()
@@ -161,6 +206,15 @@ def train_worker(inputs: WorkerInputs, rank: int, world_size: int) -> dict[str, 
             logger.flush()
         if step == plan.total_steps:
             break
+        if resume_every is not None and step % resume_every == 0 and step > 0 and not continuing:
+            logger.flush()  # every point up to this step is in the run before the checkpoint that skips them
+            saved = time.perf_counter()
+            folder = checkpoints.local_folder(step, rank)
+            checkpoints.save(engine, folder, step, rank, world_size, consumed, logger.run_id)
+            name = checkpoints.folder_name(step, generation)
+            store.publish(folder, name, {"step": step, "checkpoint_save_s": time.perf_counter() - saved})
+            logger.log({"checkpoint_s": time.perf_counter() - saved}, step)
+            logger.flush()  # a resume never saves this step again: its cost must not wait for a later flush
         lr = scheduler.get_last_lr()[0]  # the rate this step uses: the scheduler moves on after it
         meter.start()
         outcome = train_step(engine, plan, step, train.examples, tokenizer.pad_token_id, world_size)
@@ -172,6 +226,8 @@ def train_worker(inputs: WorkerInputs, rank: int, world_size: int) -> dict[str, 
                 f"non-finite training loss at step {step + 1}; rank {rank} items {[ids[p] for p in consumed[-1]]}"
             )
         logger.log({"train_loss": outcome.loss, "lr": lr} | meter.metrics(), step + 1)
+        if inputs.after_step is not None:
+            inputs.after_step(rank, step + 1, engine)
     memory = _peak_memory(engine.device)
     logger.log(memory, plan.total_steps)
     logger.write_consumed(_gather(consumed, world_size), inputs.arranged.column("id").to_pylist())
@@ -205,6 +261,16 @@ def _check_finite_test_loss(
     raise FloatingPointError(f"non-finite test loss at step {step} ({bad[0]} = {metrics[bad[0]]}){last}")
 
 
+def _check_ranks_agree(start: int, world_size: int) -> None:
+    """Every rank resumed from the same step, or none of them trains (their batches would not pair up)."""
+    if world_size == 1:
+        return
+    starts: list[Any] = [None] * world_size
+    dist.all_gather_object(starts, start)
+    if len(set(starts)) != 1:
+        raise checkpoints.CheckpointError("of this trial", f"the ranks resumed from different steps: {starts}")
+
+
 def _gather(consumed: list[list[int]], world_size: int) -> list[list[list[int]]]:
     """Every rank's own record of what it consumed, collected on all ranks."""
     if world_size == 1:
@@ -219,7 +285,25 @@ class _RankZeroLogger:
 
     def __init__(self, inputs: WorkerInputs, rank: int):
         self._run = inputs.run if rank == 0 else None
-        self._buffer = None if self._run is None else self._run.metric_buffer()
+        self._buffer = None
+        if self._run is not None:
+            # A restarted attempt's run already holds what the dead one logged (after its checkpoint, or from
+            # step 0 when it had none): each (key, step) is written once, the first value kept.
+            self._buffer = self._run.metric_buffer(skip=self._run.logged_steps())
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self._run is None else self._run.run_id
+
+    def resumed(self, state: checkpoints.ResumeState, skipped: list[str], load_s: float) -> None:
+        """Say where the trial continues from, in the log and in the run."""
+        for reason in skipped:
+            log.warning("skipped a damaged checkpoint: %s", reason)
+        if self._run is None:
+            return
+        log.info("resumed at step %d from %s", state.step, state.folder)
+        self._run.set_tags({"resumed_from": state.folder, "skipped_checkpoints": "\n".join(skipped) or "none"})
+        self.log({"resume_load_s": load_s, "resumed_at_step": state.step}, state.step)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         if self._buffer is not None:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from dynamics.config import ScalingConfig, TrainConfig
+from dynamics.config import CheckpointConfig, ScalingConfig, TrainConfig
 from dynamics.models import ModelSource
-from dynamics.tracking import TrackedRun, ends_on_error, start_trial_run
+from dynamics.tracking import TrackedRun, find_trial_run, start_trial_run
+from dynamics.train.checkpoints import newest_in_storage
 from dynamics.train.loop import WorkerInputs, train_loop_per_worker
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class TrialSpec:
     sweep_run: TrackedRun
     storage_path: str
     seed: int = 0  # the grid's seed: new embedding rows, dropout, per-epoch reshuffles
+    checkpoints: CheckpointConfig = CheckpointConfig()
 
 
 def worker_resources(scaling: ScalingConfig) -> dict[str, float]:
@@ -59,19 +61,48 @@ def trial_shape(scaling: ScalingConfig, train: TrainConfig) -> str:
     )
 
 
+def _fail(run: TrackedRun, error: BaseException, storage_path: str, run_name: str) -> None:
+    """End the child run FAILED with the error, the last step it logged and the checkpoint it reached."""
+    try:
+        history = run.client.get_metric_history(run.run_id, "train_loss")
+        reached = {"failed_after_step": max((point.step for point in history), default=0)}
+        reached["last_checkpoint"] = newest_in_storage(storage_path, run_name) or "none"
+        run.set_tags(reached)
+    finally:
+        run.fail(error)
+
+
 def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]:
     """Train one trial to the end; its final metrics. The child run ends FINISHED, or FAILED with the error."""
-    from ray.train import RunConfig
+    from ray.train import CheckpointConfig as RayCheckpointConfig
+    from ray.train import FailureConfig, RunConfig
     from ray.train import ScalingConfig as RayScalingConfig
     from ray.train.torch import TorchTrainer
 
     started = time.time() if started is None else started
     shape = trial_shape(spec.scaling, spec.train)
-    run = start_trial_run(spec.sweep_run, spec.name, spec.params, dict(spec.tags) | {"placement_group": shape})
+    existing = find_trial_run(spec.sweep_run, spec.name)  # a resumed sweep re-attaches to its trials' runs
+    if existing is not None and existing.info.status == "FINISHED":
+        log.info("trial %s finished before (run %s): not trained again", spec.name, existing.info.run_id)
+        return dict(existing.data.metrics)
+    if existing is None:
+        run = start_trial_run(spec.sweep_run, spec.name, spec.params, dict(spec.tags) | {"placement_group": shape})
+    else:
+        # Its Train run name (with this run's id) is the same, so Ray Train restores its checkpoints.
+        run = TrackedRun(spec.sweep_run.tracking_uri, existing.info.run_id).reopen()
+        log.info("trial %s: continuing run %s (was %s)", spec.name, run.run_id, existing.info.status)
     log.info("trial %s: %s", spec.name, shape)
     inputs = WorkerInputs(
-        spec.model, spec.train, spec.arranged, spec.test, run, trial_started_at=started, seed=spec.seed
+        spec.model,
+        spec.train,
+        spec.arranged,
+        spec.test,
+        run,
+        trial_started_at=started,
+        seed=spec.seed,
+        checkpoints=spec.checkpoints,
     )
+    run_name = f"{spec.sweep_name}-{spec.name}-{run.run_id[:8]}"
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"inputs": inputs},
@@ -80,9 +111,21 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
             use_gpu=spec.scaling.use_gpu,
             resources_per_worker=worker_resources(spec.scaling),
         ),
-        run_config=RunConfig(name=f"{spec.sweep_name}-{spec.name}-{run.run_id[:8]}", storage_path=spec.storage_path),
+        run_config=RunConfig(
+            name=run_name,
+            storage_path=spec.storage_path,
+            checkpoint_config=RayCheckpointConfig(num_to_keep=spec.checkpoints.num_to_keep),
+            # A worker group that cannot be scheduled is not retried forever (Ray's default is unlimited).
+            failure_config=FailureConfig(max_failures=spec.checkpoints.max_failures, controller_failure_limit=3),
+        ),
     )
-    with ends_on_error(run):
+    try:
         result = trainer.fit()
+    except KeyboardInterrupt:
+        run.kill()
+        raise
+    except BaseException as error:
+        _fail(run, error, spec.storage_path, run_name)
+        raise
     run.finish()
     return {k: v for k, v in (result.metrics or {}).items() if isinstance(v, int | float)}

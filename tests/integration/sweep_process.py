@@ -47,14 +47,14 @@ def tiny_study(work: Path, **overrides: Any) -> dict[str, Any]:
 class SweepProcess:
     """`python experiments/sweep.py --config <path>` in a new session, output collected line by line."""
 
-    def __init__(self, config_path: Path, cwd: Path):
+    def __init__(self, config_path: Path, cwd: Path, *args: str):
         # Ray's socket paths must stay under ~107 characters: a short folder of our own under /tmp.
         self.ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
         env = os.environ | {"RAY_TMPDIR": str(self.ray_tmp), "PYTHONUNBUFFERED": "1"}
         self.started = time.monotonic()
         self.started_at = time.time()  # for what the sweep wrote to shared stores, e.g. MLflow start times
         self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "experiments" / "sweep.py"), "--config", str(config_path)],
+            [sys.executable, str(REPO / "experiments" / "sweep.py"), "--config", str(config_path), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

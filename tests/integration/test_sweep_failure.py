@@ -22,6 +22,7 @@ def test_all_trials_failing_ends_the_sweep_failed_with_one_line(ray_cluster, tmp
         "grid.model": "[tiny-0.5m]",
         "grid.permutation": "[nft]",
         "train.lr": "1e30",  # the first update blows the weights up: the next loss (test or training) is not finite
+        "checkpoints.max_failures": 0,  # a non-finite loss comes back on every retry
     }
     argv = ["sweep", "--config", str(OFFLINE)]
     for key, value in overrides.items():
@@ -47,3 +48,6 @@ def test_all_trials_failing_ends_the_sweep_failed_with_one_line(ray_cluster, tmp
     assert "1 of 1 trials failed" in parent[0].data.tags["error"]
     (trial,) = child_runs(TrackedRun(default_tracking_uri(work), parent[0].info.run_id))
     assert trial.info.status == "FAILED" and "non-finite" in trial.data.tags["error"]
+    # Where it got to: the last step it logged a training loss for, and no checkpoint (it never reached one).
+    assert int(trial.data.tags["failed_after_step"]) <= 1
+    assert trial.data.tags["last_checkpoint"] == "none"
