@@ -32,9 +32,8 @@ from typing import Any
 
 import torch
 
-from bench.train_overhead import _init_single_process, _tables
-from dynamics.config import BuiltinModelConfig, CheckpointConfig, ModelConfig, TrainConfig
-from dynamics.models import materialise
+from bench.train_overhead import _init_single_process, add_model_arguments, bench_inputs
+from dynamics.config import CheckpointConfig, TrainConfig
 from dynamics.train import checkpoints, loop
 from dynamics.train.steps import train_step
 
@@ -129,26 +128,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=100, help="optimizer steps of each whole trial")
     parser.add_argument("--saves", type=int, default=5, help="checkpoints timed in (1) and (2)")
     parser.add_argument("--repeats", type=int, default=2, help="whole trials of each kind; the fastest counts")
-    parser.add_argument("--hidden-size", type=int, default=256, help="default: the offline config's tiny-2m")
-    parser.add_argument("--intermediate-size", type=int, default=688)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2, 3))
+    add_model_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     _init_single_process()
 
     global_batch = 16
-    arranged, test = _tables(-(-args.steps * global_batch // 36), per_test_task=5, seed=0)  # 36 train tasks
-    arranged = arranged.slice(0, args.steps * global_batch)
-    sizes = BuiltinModelConfig(
-        hidden_size=args.hidden_size,
-        intermediate_size=args.intermediate_size,
-        num_hidden_layers=args.layers,
-        num_attention_heads=args.heads,
-    )
     workdir = Path(tempfile.mkdtemp(prefix="checkpoint-overhead-"))
-    source = materialise("bench", ModelConfig(builtin=sizes), workdir)
+    source, arranged, test = bench_inputs(args, global_batch, workdir)
     train = TrainConfig(
         global_batch_size=global_batch, micro_batch_size=8, zero_stage=args.zero_stage, max_length=256, eval_every=10
     )
@@ -161,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"parameters, fp32, ZeRO {args.zero_stage}, 1 rank; {args.steps} steps of {global_batch}; {os.cpu_count()} CPUs"
     )
 
-    one = time_one_checkpoint(plain, args.saves, steps=12)
+    one = time_one_checkpoint(plain, args.saves, steps=min(12, args.steps))
     print(
         f"one checkpoint: {one['save_s'] * 1e3:.0f} ms to save and publish to a folder (median of {args.saves}), "
         f"{one['size_bytes'] / 2**20:.1f} MiB = {one['size_bytes'] / source.num_parameters:.1f} bytes/parameter; "

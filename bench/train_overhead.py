@@ -71,6 +71,28 @@ def _tables(per_train_task: int, per_test_task: int, seed: int) -> tuple[pa.Tabl
     return train.select(["id", "messages"]), test.select(["id", "task", "category", "messages"])
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The tiny built-in LLaMA's sizes and ZeRO stage, shared by the training benchmarks."""
+    parser.add_argument("--hidden-size", type=int, default=256, help="default: the offline config's tiny-2m")
+    parser.add_argument("--intermediate-size", type=int, default=688)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2, 3))
+
+
+def bench_inputs(args: argparse.Namespace, global_batch: int, folder: Path):
+    """(model source, arranged rows for `args.steps` steps, test rows): built-in data, the model saved in `folder`."""
+    arranged, test = _tables(-(-args.steps * global_batch // 36), per_test_task=5, seed=0)  # 36 train tasks
+    sizes = BuiltinModelConfig(
+        hidden_size=args.hidden_size,
+        intermediate_size=args.intermediate_size,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+    )
+    source = materialise("bench", ModelConfig(builtin=sizes), folder)
+    return source, arranged.slice(0, args.steps * global_batch), test
+
+
 class _Timeline:
     """Wall-clock marks around every evaluation and at the start of every step, taken from outside the loop."""
 
@@ -172,11 +194,7 @@ def run_bare_loop(inputs: loop.WorkerInputs) -> tuple[float, list[float]]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per run (a multiple of 10)")
-    parser.add_argument("--hidden-size", type=int, default=256, help="default: the offline config's tiny-2m")
-    parser.add_argument("--intermediate-size", type=int, default=688)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2, 3))
+    add_model_arguments(parser)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (workers use 1)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each loop; the fastest counts")
     args = parser.parse_args(argv)
@@ -184,17 +202,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _init_single_process()
 
     global_batch = 16
-    per_train_task = -(-args.steps * global_batch // 36)  # 36 built-in train tasks
-    arranged, test = _tables(per_train_task, per_test_task=5, seed=0)
-    arranged = arranged.slice(0, args.steps * global_batch)
-    sizes = BuiltinModelConfig(
-        hidden_size=args.hidden_size,
-        intermediate_size=args.intermediate_size,
-        num_hidden_layers=args.layers,
-        num_attention_heads=args.heads,
-    )
     folder = Path(tempfile.mkdtemp(prefix="train-overhead-"))
-    source = materialise("bench", ModelConfig(builtin=sizes), folder)
+    source, arranged, test = bench_inputs(args, global_batch, folder)
     base = dict(
         template="study_b",
         global_batch_size=global_batch,

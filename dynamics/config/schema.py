@@ -156,6 +156,20 @@ class CheckpointConfig(Section):
         description="Worker-group failures one trial survives (each restarts from its latest resume checkpoint) "
         "before it fails for good.",
     )
+    eval_every: int | None = Field(
+        None,
+        ge=1,
+        description="Save the model in bf16 as a Hugging Face folder every k optimizer steps and at the last one, "
+        "for offline evaluation (outside Ray's manager: deletable once scored); null = none.",
+    )
+    eval_steps: list[int] = Field([], description="Further steps that get such an eval checkpoint.")
+
+    @field_validator("eval_steps")
+    @classmethod
+    def _positive_steps(cls, steps: list[int]) -> list[int]:
+        if any(step < 1 for step in steps):
+            raise ValueError("eval_steps are optimizer steps done: each >= 1")
+        return sorted(set(steps))
 
 
 class ScalingConfig(Section):

@@ -41,7 +41,7 @@ def flattened(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def changed_keys(ran: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """Keys whose values differ between two resolved configs, added and removed ones included."""
-    before, after = flattened(ran), flattened(json.loads(json.dumps(now)))
+    before, after = (flattened(json.loads(json.dumps(config))) for config in (ran, now))  # tuples → lists
     return sorted(key for key in before.keys() | after.keys() if before.get(key, ...) != after.get(key, ...))
 
 

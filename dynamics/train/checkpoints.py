@@ -265,8 +265,11 @@ def local_folder(step: int, rank: int) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"dynamics-{folder_name(step)}-rank{rank}-"))
 
 
-def resume(engine, store: CheckpointStore, rank: int, world_size: int) -> tuple[ResumeState | None, list[str]]:
+def resume(
+    engine, store: CheckpointStore, rank: int, world_size: int, run_id: str | None = None
+) -> tuple[ResumeState | None, list[str]]:
     """Load the newest usable checkpoint of `store` (None when there is none); the ones skipped, with why.
+    One saved for another MLflow run than `run_id` (when both are known) is not this trial's: skipped.
 
     Every rank reads the same storage, so every rank skips the same damaged folders and loads the same step;
     a rank that cannot load any of them raises, naming each folder and its fault.
@@ -278,6 +281,9 @@ def resume(engine, store: CheckpointStore, rank: int, world_size: int) -> tuple[
     for label, handle in candidates:
         try:
             with store.opened(handle) as folder:
+                saved_for = check(folder, world_size, label).get("run_id")
+                if run_id is not None and saved_for is not None and saved_for != run_id:
+                    raise CheckpointError(label, f"saved for MLflow run {saved_for}, not this trial's {run_id}")
                 return load(engine, folder, rank, world_size, label, generation), skipped
         except CheckpointError as error:
             skipped.append(str(error))

@@ -29,7 +29,7 @@ from dynamics.models import ModelSource
 from dynamics.text.census import EncodedSplit, encode_split
 from dynamics.text.templates import TEMPLATES
 from dynamics.tracking import TrackedRun
-from dynamics.train import checkpoints
+from dynamics.train import checkpoints, eval_checkpoints
 from dynamics.train.deepspeed_setup import deepspeed_config
 from dynamics.train.optimizer import build_optimizer, build_scheduler
 from dynamics.train.sharding import StepPlan
@@ -52,6 +52,7 @@ class WorkerInputs:
     trial_started_at: float | None = None  # time.time() when the Tune trial began, for start-up figures
     seed: int = 0  # the trial's seed: model init of new rows, dropout, per-epoch reshuffles
     checkpoints: CheckpointConfig | None = None  # resume checkpoints; None = none (nothing to resume from)
+    eval_root: str | None = None  # where eval checkpoints go (local path or URI); None = none are written
     # Called on every rank after each optimizer step with (rank, steps completed, engine): for tests that kill
     # a worker or read its weights at a chosen step. A sweep never sets it.
     after_step: Callable[[int, int, Any], None] | None = None
@@ -153,7 +154,8 @@ def train_worker(
     loaded, engine, scheduler = prepared.loaded, prepared.engine, prepared.scheduler
     seed_torch(inputs.seed, rank)  # dropout: reproducible, and different on each rank
     resume_started = time.perf_counter()
-    resumed, skipped = (None, []) if store is None else checkpoints.resume(engine, store, rank, world_size)
+    run_id = None if inputs.run is None else inputs.run.run_id
+    resumed, skipped = (None, []) if store is None else checkpoints.resume(engine, store, rank, world_size, run_id)
     start, generation = (0, 0) if resumed is None else (resumed.step, resumed.generation)
     _check_ranks_agree(start, world_size)
     evaluator = TestLossEvaluator(
@@ -204,6 +206,9 @@ def train_worker(
             _check_finite_test_loss(metrics, step, rank, consumed, inputs.arranged)
             logger.log(metrics, step)
             logger.flush()
+        if inputs.eval_root and eval_checkpoints.is_due(inputs.checkpoints, step, plan.total_steps) and not continuing:
+            uri = eval_checkpoints.save(engine, tokenizer, step, inputs.eval_root)
+            logger.tag({f"eval_checkpoint/{checkpoints.folder_name(step)}": uri})
         if step == plan.total_steps:
             break
         if resume_every is not None and step % resume_every == 0 and step > 0 and not continuing:
@@ -290,6 +295,10 @@ class _RankZeroLogger:
             # A restarted attempt's run already holds what the dead one logged (after its checkpoint, or from
             # step 0 when it had none): each (key, step) is written once, the first value kept.
             self._buffer = self._run.metric_buffer(skip=self._run.logged_steps())
+
+    def tag(self, tags: dict[str, object]) -> None:
+        if self._run is not None:
+            self._run.set_tags(tags)
 
     @property
     def run_id(self) -> str | None:

@@ -92,6 +92,7 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
         run = TrackedRun(spec.sweep_run.tracking_uri, existing.info.run_id).reopen()
         log.info("trial %s: continuing run %s (was %s)", spec.name, run.run_id, existing.info.status)
     log.info("trial %s: %s", spec.name, shape)
+    run_name = f"{spec.sweep_name}-{spec.name}-{run.run_id[:8]}"
     inputs = WorkerInputs(
         spec.model,
         spec.train,
@@ -101,8 +102,8 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
         trial_started_at=started,
         seed=spec.seed,
         checkpoints=spec.checkpoints,
+        eval_root=f"{spec.storage_path.rstrip('/')}/{run_name}/eval",
     )
-    run_name = f"{spec.sweep_name}-{spec.name}-{run.run_id[:8]}"
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"inputs": inputs},

@@ -106,7 +106,8 @@ def _trial(tiny_model, tracking_uri: str, out: Path, name: str, recorder: _Recor
         test,
         run=run,
         seed=5,
-        checkpoints=ResumeConfig(resume_every=4, num_to_keep=2, max_failures=max_failures),
+        checkpoints=ResumeConfig(resume_every=4, num_to_keep=2, max_failures=max_failures, eval_every=8),
+        eval_root=str(out / "eval"),
         after_step=recorder,
     )
     TorchTrainer(
@@ -207,3 +208,26 @@ def test_a_damaged_checkpoint_is_skipped_and_named(trials):
     # Steps saved again after the fallback went to folders of their own: none is tracked twice by Ray.
     kept = sorted(path.name for path in (trials["killed"].out / "ray" / "trial").glob("step-*"))
     assert kept == ["step-00000008.g2", "step-00000012.g2"]
+
+
+def test_eval_checkpoints_hold_the_trained_weights_in_bf16_and_are_tagged(trials, tiny_model):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    clean = trials["clean"]
+    folders = sorted(path.name for path in (clean.out / "eval").iterdir())
+    assert folders == ["step-00000008", "step-00000016"]
+    final = clean.out / "eval" / "step-00000016"
+    weights = torch.load(clean.out / "weights.pt")
+    saved = load_file(str(final / "model.safetensors"))
+    assert saved.keys() == weights.keys()
+    assert all(saved[k].dtype == torch.bfloat16 and torch.equal(saved[k], weights[k].bfloat16()) for k in saved)
+    loaded = AutoModelForCausalLM.from_pretrained(final)  # a plain Hugging Face folder: config, weights, tokenizer
+    assert torch.equal(loaded.state_dict()["lm_head.weight"].bfloat16(), saved["lm_head.weight"])
+    assert (final / "tokenizer_config.json").is_file()
+    tags = MlflowClient(clean.tracking_uri).get_run(clean.run_id).data.tags
+    assert tags["eval_checkpoint/step-00000016"] == str(final)
+    assert tags["eval_checkpoint/step-00000008"] == str(clean.out / "eval" / "step-00000008")
+    # The faulted trial wrote the same final weights (its step-8 one twice: by the restarts that trained it).
+    killed = load_file(str(trials["killed"].out / "eval" / "step-00000016" / "model.safetensors"))
+    assert killed.keys() == saved.keys() and all(torch.equal(killed[k], saved[k]) for k in saved)

@@ -151,3 +151,9 @@ def test_a_resumed_buffer_writes_each_step_once(tmp_path):
     history = run.client.get_metric_history(run.run_id, "train_loss")
     assert sorted((m.step, m.value) for m in history) == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
     assert json.dumps(sorted(m.step for m in run.client.get_metric_history(run.run_id, "lr"))) == "[2, 3, 4]"
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed_from(tmp_path):
+    _save_step(tmp_path, 4)  # saved for "run-1"
+    with pytest.raises(checkpoints.CheckpointError, match="saved for MLflow run run-1, not this trial's run-2"):
+        checkpoints.resume(FakeEngine(), checkpoints.FolderStore(tmp_path), rank=0, world_size=2, run_id="run-2")
