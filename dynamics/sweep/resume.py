@@ -19,7 +19,7 @@ from mlflow.entities import Run
 
 from dynamics.config import SweepConfig
 from dynamics.sweep.preflight import PreflightError
-from dynamics.tracking import find_sweep_run
+from dynamics.tracking import client_for, find_sweep_run
 
 CONFIG_ARTIFACT = "sweep_config.json"  # the resolved config a sweep ran with, in its parent run
 
@@ -48,8 +48,6 @@ def changed_keys(ran: dict[str, Any], now: dict[str, Any]) -> list[str]:
 def _config_it_ran(run: Run, tracking_uri: str) -> dict[str, Any] | None:
     """The resolved config the sweep logged at its start; None if it never got that far."""
     from mlflow.exceptions import MlflowException
-
-    from dynamics.tracking import client_for
 
     with tempfile.TemporaryDirectory() as folder:
         try:

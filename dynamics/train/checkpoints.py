@@ -137,11 +137,21 @@ def check(folder: Path, world_size: int, label: str | None = None) -> dict[str, 
 
 
 def load(
-    engine, folder: Path, rank: int, world_size: int, label: str | None = None, generation: int = 1
+    engine,
+    folder: Path,
+    rank: int,
+    world_size: int,
+    label: str | None = None,
+    generation: int = 1,
+    run_id: str | None = None,
 ) -> ResumeState:
-    """Restore the engine, this rank's RNG and its record from a checked checkpoint folder."""
+    """Restore the engine, this rank's RNG and its record from a checkpoint folder, once `check` passes it and
+    (when both are known) it was saved for MLflow run `run_id`."""
     label = label or str(folder)
     state = check(folder, world_size, label)
+    saved_for = state.get("run_id")
+    if run_id is not None and saved_for is not None and saved_for != run_id:
+        raise CheckpointError(label, f"saved for MLflow run {saved_for}, not this trial's {run_id}")
     try:
         path, _ = engine.load_checkpoint(
             str(folder), tag=state["tag"], load_optimizer_states=True, load_lr_scheduler_states=True
@@ -197,7 +207,6 @@ class RayStore:
     run's storage. On resume the latest registered one comes first, then the older ones beside it in storage."""
 
     def candidates(self) -> list[tuple[str, Any]]:
-        import pyarrow.fs as pafs
         import ray.train
 
         latest = ray.train.get_checkpoint()
@@ -206,18 +215,11 @@ class RayStore:
         found = [(latest.path, latest)]
         path = latest.path.rstrip("/")
         newest = position_of(os.path.basename(path))
-        try:
-            infos = latest.filesystem.get_file_info(pafs.FileSelector(os.path.dirname(path)))
-        except OSError:
-            infos = []
         # Older folders only: a newer one was never registered (its report did not complete), so never whole.
         older = {
-            info.path: position
-            for info in infos
-            if info.type == pafs.FileType.Directory
-            and (position := position_of(info.base_name)) is not None
-            and info.path.rstrip("/") != path
-            and (newest is None or position < newest)
+            folder: position
+            for folder, position in step_folders(latest.filesystem, os.path.dirname(path)).items()
+            if folder.rstrip("/") != path and (newest is None or position < newest)
         }
         for older_path in sorted(older, key=older.get, reverse=True):
             found.append((older_path, ray.train.Checkpoint(older_path, latest.filesystem)))
@@ -239,6 +241,21 @@ class RayStore:
         )
 
 
+def step_folders(filesystem, parent: str) -> dict[str, tuple[int, int]]:
+    """path → (step, generation) of every checkpoint folder directly under `parent` on a pyarrow filesystem."""
+    import pyarrow.fs as pafs
+
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+    except OSError:
+        return {}
+    return {
+        info.path: position
+        for info in infos
+        if info.type == pafs.FileType.Directory and (position := position_of(info.base_name)) is not None
+    }
+
+
 def newest_in_storage(storage_path: str, run_name: str) -> str | None:
     """The newest checkpoint folder a Train run left in its storage (local path or URI), or None."""
     import pyarrow.fs as pafs
@@ -247,11 +264,7 @@ def newest_in_storage(storage_path: str, run_name: str) -> str | None:
         filesystem, root = pafs.FileSystem.from_uri(storage_path)
     except ValueError:  # a relative local path (pyarrow's ArrowInvalid is a ValueError)
         filesystem, root = pafs.LocalFileSystem(), os.path.abspath(storage_path)
-    try:
-        infos = filesystem.get_file_info(pafs.FileSelector(f"{root.rstrip('/')}/{run_name}", allow_not_found=True))
-    except OSError:
-        return None
-    found = {info.path: position for info in infos if (position := position_of(info.base_name)) is not None}
+    found = step_folders(filesystem, f"{root.rstrip('/')}/{run_name}")
     if not found:
         return None
     newest = max(found, key=found.get)
@@ -281,10 +294,7 @@ def resume(
     for label, handle in candidates:
         try:
             with store.opened(handle) as folder:
-                saved_for = check(folder, world_size, label).get("run_id")
-                if run_id is not None and saved_for is not None and saved_for != run_id:
-                    raise CheckpointError(label, f"saved for MLflow run {saved_for}, not this trial's {run_id}")
-                return load(engine, folder, rank, world_size, label, generation), skipped
+                return load(engine, folder, rank, world_size, label, generation, run_id), skipped
         except CheckpointError as error:
             skipped.append(str(error))
         except OSError as error:  # the folder vanished or could not be downloaded

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from dynamics.config import CheckpointConfig, ScalingConfig, TrainConfig
 from dynamics.models import ModelSource
-from dynamics.tracking import TrackedRun, find_trial_run, start_trial_run
+from dynamics.tracking import TrackedRun, ends_on_error, find_trial_run, start_trial_run
 from dynamics.train.checkpoints import newest_in_storage
 from dynamics.train.loop import WorkerInputs, train_loop_per_worker
 
@@ -61,15 +61,12 @@ def trial_shape(scaling: ScalingConfig, train: TrainConfig) -> str:
     )
 
 
-def _fail(run: TrackedRun, error: BaseException, storage_path: str, run_name: str) -> None:
-    """End the child run FAILED with the error, the last step it logged and the checkpoint it reached."""
-    try:
-        history = run.client.get_metric_history(run.run_id, "train_loss")
-        reached = {"failed_after_step": max((point.step for point in history), default=0)}
-        reached["last_checkpoint"] = newest_in_storage(storage_path, run_name) or "none"
-        run.set_tags(reached)
-    finally:
-        run.fail(error)
+def tag_where_it_stopped(run: TrackedRun, storage_path: str, run_name: str) -> None:
+    """Tag a failing trial's run with the last step it logged and the checkpoint it reached."""
+    history = run.client.get_metric_history(run.run_id, "train_loss")
+    reached = {"failed_after_step": max((point.step for point in history), default=0)}
+    reached["last_checkpoint"] = newest_in_storage(storage_path, run_name) or "none"
+    run.set_tags(reached)
 
 
 def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]:
@@ -120,13 +117,11 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
             failure_config=FailureConfig(max_failures=spec.checkpoints.max_failures, controller_failure_limit=3),
         ),
     )
-    try:
-        result = trainer.fit()
-    except KeyboardInterrupt:
-        run.kill()
-        raise
-    except BaseException as error:
-        _fail(run, error, spec.storage_path, run_name)
-        raise
+    with ends_on_error(run):
+        try:
+            result = trainer.fit()
+        except Exception:
+            tag_where_it_stopped(run, spec.storage_path, run_name)
+            raise
     run.finish()
     return {k: v for k, v in (result.metrics or {}).items() if isinstance(v, int | float)}

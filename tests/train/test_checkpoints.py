@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dynamics.tracking import start_sweep_run
+from dynamics.tracking import ends_on_error, start_sweep_run
 from dynamics.train import checkpoints
-from dynamics.train.trial import _fail
+from dynamics.train.trial import tag_where_it_stopped
 
 
 class FakeEngine:
@@ -125,12 +125,9 @@ def test_a_failed_trial_run_says_where_it_got_to(tmp_path):
     storage = tmp_path / "storage"
     _save_step(storage / "the-run", 2)
     _save_step(storage / "the-run", 2, generation=1)
-    with pytest.raises(RuntimeError):
-        try:
-            raise RuntimeError("worker died three times")
-        except RuntimeError as error:
-            _fail(run, error, str(storage), "the-run")
-            raise
+    with pytest.raises(RuntimeError), ends_on_error(run):
+        tag_where_it_stopped(run, str(storage), "the-run")  # as run_trial does before the error leaves it
+        raise RuntimeError("worker died three times")
     record = run.get()
     assert record.info.status == "FAILED"
     assert record.data.tags["failed_after_step"] == "3"
