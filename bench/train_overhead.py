@@ -9,8 +9,12 @@
    A, B, A, B; the ratio is of the median steps over all runs (whole runs shift by ±7% on a busy 2-core box).
    Target: ratio ≤ 1.05.
 2. Evaluation share at Study B's cadence (evaluate every 10 optimizer steps and at step 0, 5 examples per test
-   task): time inside `TestLossEvaluator.evaluate` (wrapped here) over the loop's whole time, and the same share
-   for one 10-step interval of a long run (where the extra step-0 evaluation no longer counts). Target ≤ 10%.
+   task): time inside `InLoopEvaluation.evaluate` (wrapped here) over the loop's whole time, and the same share
+   for one 10-step interval of a long run (where the extra step-0 evaluation no longer counts). Measured twice:
+   test loss alone, and test loss with Study B's generation metrics on every test item (ROUGE-1/L, exact match
+   and a tiny reward model's score; greedy, 32 new tokens, the offline study's settings) at every evaluation.
+   From the two, one generation pass costs their difference per evaluation; the steady share is then given for
+   generation every 10, 20 and 50 steps beside loss every 10. Target ≤ 10%.
 
 The last line printed is one JSON object. Run from the repository root:
 
@@ -28,17 +32,17 @@ import socket
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import torch
 
-from dynamics.config import BuiltinModelConfig, ModelConfig, TrainConfig
+from dynamics.config import BuiltinModelConfig, EvaluateConfig, ModelConfig, RewardModelConfig, TrainConfig
 from dynamics.data.builtin import generate_builtin
-from dynamics.evaluate.loss import TestLossEvaluator
+from dynamics.evaluate.runner import InLoopEvaluation
 from dynamics.models import load_model, load_tokenizer, materialise
+from dynamics.models.reward import materialise_reward_model
 from dynamics.text.batching import collate, token_nll
 from dynamics.text.templates import TEMPLATES
 from dynamics.tracking import start_sweep_run, start_trial_run
@@ -68,7 +72,7 @@ def _tables(per_train_task: int, per_test_task: int, seed: int) -> tuple[pa.Tabl
     splits = table.column("split").to_pylist()
     train = table.filter(pa.array([split == "train" for split in splits]))
     test = table.filter(pa.array([split == "test" for split in splits]))
-    return train.select(["id", "messages"]), test.select(["id", "task", "category", "messages"])
+    return train.select(["id", "messages"]), test.select(["id", "task", "category", "messages", "references"])
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +103,7 @@ class _Timeline:
     def __init__(self) -> None:
         self.evaluations: list[tuple[float, float]] = []
         self.step_starts: list[float] = []
-        self._original = TestLossEvaluator.evaluate
+        self._original = InLoopEvaluation.evaluate
         self._original_step = loop.train_step
 
     def __enter__(self) -> _Timeline:
@@ -114,19 +118,19 @@ class _Timeline:
             starts.append(time.perf_counter())
             return original_step(*args, **kwargs)
 
-        def timed(evaluator: TestLossEvaluator, forward: Callable) -> dict[str, float]:
+        def timed(evaluation: InLoopEvaluation, *args: Any) -> dict[str, float]:
             begin = time.perf_counter()
             try:
-                return original(evaluator, forward)
+                return original(evaluation, *args)
             finally:
                 evaluations.append((begin, time.perf_counter()))
 
-        TestLossEvaluator.evaluate = timed
+        InLoopEvaluation.evaluate = timed
         loop.train_step = marked_step
         return self
 
     def __exit__(self, *exc: object) -> None:
-        TestLossEvaluator.evaluate = self._original
+        InLoopEvaluation.evaluate = self._original
         loop.train_step = self._original_step
 
 
@@ -191,6 +195,26 @@ def run_bare_loop(inputs: loop.WorkerInputs) -> tuple[float, list[float]]:
     return end - begin, _intervals(starts, end)
 
 
+TINY_REWARD_SIZES = {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2, "num_attention_heads": 4}
+
+
+def _eval_shares(inputs: loop.WorkerInputs, steps: int) -> tuple[float, float, int, float, float, float]:
+    """(share of the loop spent evaluating, the same for one 10-step interval of a long run, evaluations,
+    seconds evaluating, whole loop seconds, seconds training) at one evaluation every 10 steps and at step 0."""
+    training_s, evaluating_s, whole_s, _ = run_our_loop(inputs)
+    # A long run (Study B trains hundreds of steps) has one evaluation per 10 steps; this short one has
+    # steps/10 + 1, the step-0 one extra. The steady share: one evaluation against itself plus 10 steps.
+    evaluations = steps // 10 + 1
+    one_eval_s, ten_steps_s = evaluating_s / evaluations, training_s / steps * 10
+    steady = one_eval_s / (one_eval_s + ten_steps_s)
+    return evaluating_s / whole_s, steady, evaluations, evaluating_s, whole_s, training_s
+
+
+def training_s_of(shares: tuple[float, float, int, float, float, float], steps: int) -> float:
+    """Seconds per optimizer step of a measured run."""
+    return shares[5] / steps
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per run (a multiple of 10)")
@@ -220,6 +244,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cadence = loop.WorkerInputs(
         source, cadence_config, arranged, test, run=start_trial_run(sweep, "cadence", {}), seed=0
     )
+    reward = RewardModelConfig(builtin=BuiltinModelConfig(**TINY_REWARD_SIZES), batch_size=32)
+    generating = EvaluateConfig(
+        in_loop=[{"metrics": ["rouge1", "rouge_l", "exact_match", "reward"], "every": 10}],
+        max_new_tokens=32,
+        batch_size=32,
+        reward_model=reward,
+    )
+    with_generation = loop.WorkerInputs(
+        source,
+        cadence_config,
+        arranged,
+        test,
+        run=start_trial_run(sweep, "cadence-generation", {}),
+        seed=0,
+        evaluate=generating,
+        reward_model=materialise_reward_model(reward, folder),
+    )
     print(
         f"tiny LLaMA {args.hidden_size}/{args.intermediate_size}, {args.layers} layers, {source.num_parameters:,} "
         f"parameters, fp32, ZeRO {args.zero_stage}; {arranged.num_rows} train rows = {args.steps} steps of "
@@ -237,23 +278,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ours_s, bare_s = min(ours), min(bare)
     # The median step of all runs: a busy 2-core machine shifts whole runs by ±7%, single steps far less often.
     our_median, bare_median = statistics.median(our_steps), statistics.median(bare_steps)
-    training_s, evaluating_s, whole_s, _ = run_our_loop(cadence)
-    share = evaluating_s / whole_s
-    # A long run (Study B trains hundreds of steps) has one evaluation per 10 steps; this short one has
-    # steps/10 + 1, the step-0 one extra. The steady share: one evaluation against itself plus 10 steps.
-    evaluations = args.steps // 10 + 1
-    one_eval_s, ten_steps_s = evaluating_s / evaluations, training_s / args.steps * 10
-    steady_share = one_eval_s / (one_eval_s + ten_steps_s)
+    loss_only = _eval_shares(cadence, args.steps)
+    generation = _eval_shares(with_generation, args.steps)
+    share, steady_share, evaluations, evaluating_s, whole_s, _ = loss_only
     print(f"our loop: {ours_s / args.steps * 1e3:.1f} ms/step (runs {', '.join(f'{s:.2f}' for s in ours)} s)")
     print(f"bare DeepSpeed: {bare_s / args.steps * 1e3:.1f} ms/step (runs {', '.join(f'{s:.2f}' for s in bare)} s)")
     print(
         f"ratio ours / bare: median step {our_median * 1e3:.1f} / {bare_median * 1e3:.1f} ms = "
         f"{our_median / bare_median:.3f} (target <= 1.05); whole runs {ours_s / bare_s:.3f}"
     )
+    step_s = training_s_of(loss_only, args.steps)
+    loss_eval_s = loss_only[3] / loss_only[2]
+    generation_eval_s = max(0.0, generation[3] / generation[2] - loss_eval_s)
+    steady_by_cadence = {
+        every: (loss_eval_s / 10 + generation_eval_s / every) / (step_s + loss_eval_s / 10 + generation_eval_s / every)
+        for every in (10, 20, 50)
+    }
+    for label, (share_of, steady_of, count, seconds, whole, _) in (
+        ("test loss", loss_only),
+        ("+ generation", generation),
+    ):
+        print(
+            f"evaluation every 10 steps on {test.num_rows} examples, {label}: {seconds:.2f} s of {whole:.2f} s "
+            f"= {100 * share_of:.1f}% over {count} evaluations; {100 * steady_of:.1f}% per 10-step interval of a "
+            "long run (target <= 10%)"
+        )
     print(
-        f"evaluation every 10 steps on {test.num_rows} examples: {evaluating_s:.2f} s of {whole_s:.2f} s "
-        f"= {100 * share:.1f}% over {evaluations} evaluations; {100 * steady_share:.1f}% per 10-step interval of a "
-        "long run (target <= 10%)"
+        f"one generation pass {generation_eval_s:.2f} s, one loss pass {loss_eval_s:.2f} s, "
+        f"a step {step_s * 1e3:.0f} ms: "
+        + ", ".join(f"generation every {k} → {100 * v:.1f}%" for k, v in steady_by_cadence.items())
+        + " of a long run (loss every 10)"
     )
     summary = {
         "steps": args.steps,
@@ -265,6 +319,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "whole_run_ratio": round(ours_s / bare_s, 4),
         "eval_share": round(share, 4),
         "eval_share_steady": round(steady_share, 4),
+        "eval_share_with_generation": round(generation[0], 4),
+        "eval_share_steady_with_generation": round(generation[1], 4),
+        "eval_s_with_generation": round(generation[3], 3),
+        "generation_eval_s": round(generation_eval_s, 3),
+        "loss_eval_s": round(loss_eval_s, 3),
+        **{f"eval_share_steady_generation_every_{k}": round(v, 4) for k, v in steady_by_cadence.items()},
         "evaluations": evaluations,
         "eval_s": round(evaluating_s, 3),
         "loop_s": round(whole_s, 3),

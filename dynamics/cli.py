@@ -1,10 +1,11 @@
 """`dynamics` command line: `sweep` runs a study, `arrange` runs the arrangement stage alone, `report`
-redraws a sweep's figures from MLflow, `data inspect` describes a config's data, `config show` prints the
-resolved config with what each field means.
+redraws a sweep's figures from MLflow, `evaluate` scores saved eval checkpoints, `data inspect` describes a
+config's data, `config show` prints the resolved config with what each field means.
 
     dynamics sweep --config experiments/configs/offline.yaml
     dynamics arrange --config experiments/configs/offline.yaml
     dynamics report --config experiments/configs/offline.yaml --parent-run <run id>
+    dynamics evaluate --config experiments/configs/offline.yaml --run <trial run id> --metrics rouge_l exact_match
     dynamics data inspect experiments/configs/offline.yaml
     dynamics config show experiments/configs/offline.yaml
 
@@ -32,6 +33,7 @@ def registered_names() -> dict[str, list[str]]:
     """What a config can name, by the key that names it (for `--help`)."""
     from dynamics.arrange.orders import ORDERS
     from dynamics.data.formats import FORMATS
+    from dynamics.evaluate.metrics import METRICS
     from dynamics.report import FIGURES
     from dynamics.text.templates import TEMPLATES
 
@@ -40,6 +42,7 @@ def registered_names() -> dict[str, list[str]]:
         "train.template": TEMPLATES.names(),
         "grid.permutation": ORDERS.names(),
         "figures": FIGURES.names(),
+        "metrics": METRICS.names(),
     }
 
 
@@ -150,6 +153,68 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation_request(args: argparse.Namespace, config: SweepConfig, model_key: str | None):
+    """The OfflineEvaluation of `dynamics evaluate`: metric names checked, the test split loaded (cached)."""
+    from dynamics.data.schema import split_of
+    from dynamics.data.sources import load_data
+    from dynamics.evaluate.metrics import METRICS
+    from dynamics.evaluate.offline import OfflineEvaluation
+    from dynamics.models.reward import materialise_reward_model
+    from dynamics.registry import UnknownName
+    from dynamics.sweep.payload import TEST_COLUMNS
+
+    in_loop = [name for group in config.evaluate.in_loop for name in group.metrics]
+    metrics = tuple(args.metrics or ["loss", *in_loop])
+    workdir = Path(config.workdir).resolve()
+    try:
+        needs_reward = any("reward_model" in METRICS.get(name).needs for name in metrics)
+    except UnknownName as error:
+        raise ConfigError(f"--metrics: {error}") from None
+    if needs_reward and config.evaluate.reward_model is None:
+        raise ConfigError(f"{args.config}: key 'evaluate.reward_model': --metrics {list(metrics)} need a reward model")
+    loaded = load_data(
+        config.data, seed=min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir
+    )
+    test = split_of(loaded.table, "test").select(list(TEST_COLUMNS))
+    reward = config.evaluate.reward_model
+    return OfflineEvaluation(
+        train=config.train if model_key is None else config.train_for(model_key),
+        evaluate=config.evaluate,
+        metrics=metrics,
+        subset=args.subset,
+        test_rows=tuple(test.to_pylist()),
+        reward_model=materialise_reward_model(reward, workdir) if needs_reward and reward is not None else None,
+        seed=min(config.grid.seed),
+    )
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from dynamics.evaluate.offline import checkpoints_of, log_scores, score_checkpoint, score_checkpoints
+    from dynamics.sweep.runtime import prepare_environment, start_ray
+    from dynamics.tracking import TrackedRun, resolve_tracking_uri
+
+    config = _config(args)
+    if args.checkpoint is not None:
+        if not Path(args.checkpoint).is_dir() and "://" not in args.checkpoint:
+            raise ConfigError(f"--checkpoint: no such folder {args.checkpoint}")
+        request = _evaluation_request(args, config, args.model)
+        print(json.dumps(score_checkpoint(args.checkpoint, request), indent=1, sort_keys=True))
+        return 0
+    run = TrackedRun(resolve_tracking_uri(config.tracking.uri, Path(config.workdir).resolve()), args.run)
+    checkpoints = checkpoints_of(run)
+    if not checkpoints:
+        raise ConfigError(
+            f"--run {args.run}: the run has no eval checkpoints (tags eval_checkpoint/step-N): train with "
+            "checkpoints.eval_every or checkpoints.eval_steps set"
+        )
+    request = _evaluation_request(args, config, run.get().data.params.get("model"))
+    start_ray(prepare_environment(config))
+    written = log_scores(run, score_checkpoints(checkpoints, request))
+    print(f"scored {len(checkpoints)} checkpoints of run {args.run} at steps {sorted(checkpoints)}")
+    print(json.dumps({key: list(steps) for key, steps in sorted(written.items()) if "/task/" not in key}, indent=1))
+    return 0
+
+
 def _data_inspect(args: argparse.Namespace) -> int:
     from dynamics.data.inspect import format_summary, summarise
     from dynamics.data.sources import load_data
@@ -224,6 +289,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arguments(inspect, positional=True)
     inspect.set_defaults(handler=_data_inspect)
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score saved eval checkpoints with any registered metric and log to their run",
+        description="score a trial's eval checkpoints (--run, fanned out over Ray workers, logged to that run at "
+        "each checkpoint's step) or one checkpoint folder (--checkpoint, printed)",
+        names=["metrics"],
+    )
+    _config_arguments(evaluate)
+    target = evaluate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--run", help="MLflow run id of a trial whose eval checkpoints to score")
+    target.add_argument("--checkpoint", help="one eval checkpoint folder (or URI) to score")
+    evaluate.add_argument("--metrics", nargs="+", help="registered metric names (default: loss and the in-loop ones)")
+    evaluate.add_argument("--subset", type=int, help="test items the generation metrics score (default: all)")
+    evaluate.add_argument("--model", help="the models key whose train settings apply to --checkpoint")
+    evaluate.set_defaults(handler=_evaluate)
     config_parser = commands.add_parser("config", help="show a config")
     config_commands = config_parser.add_subparsers(dest="config_command", required=True)
     show = config_commands.add_parser(

@@ -122,6 +122,28 @@ def chat(i: int, roles: tuple[str, str] = ("human", "gpt")) -> dict[str, Any]:
     }
 
 
+def doit_study(test_record: dict[str, Any]) -> Callable[[Path, dict[str, Any]], list[str]]:
+    """A DoIT tree of two training files and one test file holding `test_record`."""
+
+    def setup(tmp_path: Path, config: dict[str, Any]) -> list[str]:
+        root = tmp_path / "doit"
+        for ability in ("code", "math"):
+            folder = root / "curated" / "full"
+            folder.mkdir(parents=True, exist_ok=True)
+            lines = [
+                {"messages": [{"role": "user", "content": f"q{k}"}, {"role": "assistant", "content": "a"}]}
+                for k in range(8)
+            ]
+            (folder / f"{ability}_full.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        test = root / "curated" / "test"
+        test.mkdir(parents=True)
+        (test / "history_test.json").write_text(json.dumps(test_record) + "\n")
+        config["data"] = {"source": "doit", "path": str(root), "options": {"pools": ["curated/full", "curated/test"]}}
+        return ["sweep", "--config", str(write(tmp_path, config))]
+
+    return setup
+
+
 def sharegpt_study(records: list[Any] | str) -> Callable[[Path, dict[str, Any]], list[str]]:
     def setup(tmp_path: Path, config: dict[str, Any]) -> list[str]:
         config["data"] = {
@@ -321,6 +343,37 @@ CASES = [
         "bf16 without ZeRO",
         with_config(**{"train.precision": "bf16", "train.zero_stage": 0}),
         ["study.yaml", "train", "bf16 needs zero_stage 1, 2 or 3"],
+    ),
+    # --- evaluation (issue 12)
+    Case(
+        "a metric name that is not registered",
+        with_config(**{"evaluate.in_loop": [{"metrics": ["rouge_ll"], "every": 2}]}),
+        ["study.yaml", "evaluate.in_loop[0].metrics", "unknown metric 'rouge_ll'", "did you mean 'rouge_l'"],
+    ),
+    Case(
+        "the reward metric without a reward model",
+        with_config(**{"evaluate.in_loop": [{"metrics": ["reward"], "every": 2}]}),
+        ["study.yaml", "evaluate.in_loop[0].metrics", "'reward' needs a reward model", "evaluate.reward_model"],
+    ),
+    Case(
+        "a reward model path that does not exist",
+        with_config(
+            **{
+                "evaluate.in_loop": [{"metrics": ["reward"], "every": 2}],
+                "evaluate.reward_model": {"pretrained": "./no-such-reward-model"},
+            }
+        ),
+        ["study.yaml", "evaluate.reward_model.pretrained", "no-such-reward-model", "no such folder"],
+    ),
+    Case(
+        "a generation subset smaller than the test tasks",
+        with_config(**{"evaluate.in_loop": [{"metrics": ["rouge_l"], "every": 2, "subset": 3}]}),
+        ["study.yaml", "evaluate.in_loop[0].subset", "3", "11 test tasks"],
+    ),
+    Case(
+        "a DoIT item ranked by perplexity without its choices",
+        doit_study({"messages": [{"role": "user", "content": "Pick."}], "question_format": 1, "type": "history"}),
+        ["history_test.json", "line 1", "choices", "expected a list of strings"],
     ),
     Case(
         "tokenizer without the EOS its template ends replies with",

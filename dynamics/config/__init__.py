@@ -4,6 +4,7 @@
     config = load_config("experiments/configs/offline.yaml", parse_overrides(["train.lr=1e-4"]))
 """
 
+from dynamics.config.builtin_model import BuiltinModelConfig
 from dynamics.config.data import (
     RECIPE_NAMES,
     STUDY_A_CAPS,
@@ -15,12 +16,12 @@ from dynamics.config.data import (
     named_recipe,
 )
 from dynamics.config.errors import ConfigError
+from dynamics.config.evaluate import EvaluateConfig, InLoopMetrics, RewardModelConfig
 from dynamics.config.loading import load_config, parse_config
 from dynamics.config.overrides import parse_overrides
 from dynamics.config.schema import (
     GRID_FACTORS,
     ArrangeConfig,
-    BuiltinModelConfig,
     CheckpointConfig,
     GridConfig,
     ModelConfig,
@@ -44,9 +45,12 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "EvalSourceConfig",
+    "EvaluateConfig",
     "GridConfig",
+    "InLoopMetrics",
     "ModelConfig",
     "Recipe",
+    "RewardModelConfig",
     "SampleConfig",
     "ScalingConfig",
     "ScalingOverrides",

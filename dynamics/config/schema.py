@@ -12,7 +12,9 @@ from typing import Literal, TypeVar
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dynamics.config.base import Section
+from dynamics.config.builtin_model import BuiltinModelConfig
 from dynamics.config.data import DataConfig
+from dynamics.config.evaluate import EvaluateConfig
 from dynamics.config.paths import ExpandedPath, ExpandedUri
 from dynamics.names import did_you_mean
 
@@ -223,22 +225,6 @@ def overridden(base: SectionT, overrides: Section | None) -> SectionT:
     return type(base).model_validate({name: getattr(base, name) for name in base.model_fields_set} | changes)
 
 
-class BuiltinModelConfig(Section):
-    """A tiny LLaMA built from config (no download)."""
-
-    hidden_size: int = Field(..., ge=8, description="Width of the residual stream.")
-    intermediate_size: int = Field(..., ge=8, description="Width of each MLP's hidden layer.")
-    num_hidden_layers: int = Field(..., ge=1, description="Transformer blocks.")
-    num_attention_heads: int = Field(..., ge=1, description="Attention heads per block (divides hidden_size).")
-    max_position_embeddings: int = Field(512, ge=16, description="Longest sequence the rotary positions cover.")
-
-    @model_validator(mode="after")
-    def _heads_divide(self) -> BuiltinModelConfig:
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden_size must be divisible by num_attention_heads")
-        return self
-
-
 class ModelConfig(Section):
     """One model of the grid: either a built-in tiny LLaMA or a Hugging Face name/path."""
 
@@ -329,6 +315,7 @@ class SweepConfig(Section):
     train: TrainConfig = TrainConfig()
     scaling: ScalingConfig = ScalingConfig()
     checkpoints: CheckpointConfig = CheckpointConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()
     grid: GridConfig = GridConfig()
 

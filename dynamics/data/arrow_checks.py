@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from dynamics.data.schema import CANONICAL_SCHEMA, ROLES, SPLITS
 
 REQUIRED_STRINGS = ("id", "source", "task", "category", "split")
-OPTIONAL = ("references", "choices", "answer", "question_format")
+OPTIONAL = ("references", "choices", "answer", "question_format", "ability")
 
 
 def conform(table: pa.Table) -> pa.Table | None:

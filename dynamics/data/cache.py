@@ -17,7 +17,7 @@ from dynamics.data.records import list_files
 from dynamics.data.schema import CANONICAL_SCHEMA
 from dynamics.io import cache_key, file_digest, open_verified, parquet_bytes, table_from_parquet_bytes, write_verified
 
-CACHE_VERSION = 1  # bump when normalisation changes what the same inputs produce
+CACHE_VERSION = 2  # bump when normalisation changes what the same inputs produce
 
 
 def source_fingerprint(location: str) -> dict[str, str]:

@@ -30,6 +30,7 @@ CANONICAL_SCHEMA = pa.schema(
         pa.field("choices", pa.list_(pa.string()), nullable=True),
         pa.field("answer", pa.string(), nullable=True),
         pa.field("question_format", pa.int8(), nullable=True),
+        pa.field("ability", pa.string(), nullable=True),  # the scorer an item is scored by (DoIT's `type`)
     ]
 )
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
 import torch
 import torch.distributed as dist
 
+from dynamics.evaluate.aggregate import per_task_means
 from dynamics.text.batching import collate, kept_token_nll, predicting_columns
+from dynamics.text.census import EncodedSplit
 from dynamics.text.encoding import EncodedExample
 
 
@@ -23,6 +26,15 @@ class TestItem:
     example: EncodedExample
     task: str
     category: str
+
+
+def test_items(test: pa.Table, split: EncodedSplit) -> list[TestItem]:
+    """The scored items of an encoded test table (columns task, category): its dropped rows left out."""
+    tasks, categories = test.column("task").to_pylist(), test.column("category").to_pylist()
+    return [
+        TestItem(example, tasks[row], categories[row])
+        for example, row in zip(split.examples, split.kept_positions, strict=True)
+    ]
 
 
 PADDING_SLACK = 1.15  # a batch closes before its padded tokens would exceed its real tokens by more than this
@@ -46,6 +58,53 @@ def padding_bounded_batches(lengths: Sequence[int], batch_size: int) -> list[tup
     return batches
 
 
+class ExampleNll:
+    """Mean NLL of each of a fixed list of examples, over their target tokens: this rank scores its shard, in as
+    many forward passes as the busiest rank makes (ZeRO-3 gathers pair up), and every rank gets every example's."""
+
+    def __init__(self, examples: Sequence[EncodedExample], batch_size: int, rank: int, world_size: int, pad_id: int):
+        if not examples:
+            raise ValueError("no examples to score")
+        # Sorted by length, so each batch pads to nearly its own length (results do not depend on order).
+        by_length = sorted(range(len(examples)), key=lambda index: len(examples[index].input_ids))
+        shards = [by_length[other::world_size] for other in range(world_size)]
+        self._positions = shards[rank]
+        self._examples = [examples[index] for index in self._positions]
+        self._batches = padding_bounded_batches([len(example.input_ids) for example in self._examples], batch_size)
+        self._num_batches = max(
+            len(padding_bounded_batches([len(examples[index].input_ids) for index in shard], batch_size))
+            for shard in shards
+        )
+        self._count = len(examples)
+        self._placeholder = examples[0]
+        self._pad_id = pad_id
+        self._world_size = world_size
+
+    @torch.inference_mode()
+    def mean_nll(self, forward: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """(examples,) float64 on the CPU, in the order given; `forward` as for `TestLossEvaluator.evaluate`."""
+        means = torch.zeros(self._count, dtype=torch.float64)
+        device = torch.device("cpu")
+        for batch_index in range(self._num_batches):
+            begin, end = self._batches[batch_index] if batch_index < len(self._batches) else (0, 0)
+            # A rank with fewer examples still runs a forward pass (on a placeholder it ignores).
+            chunk = self._examples[begin:end] or [self._placeholder]
+            batch = collate(chunk, self._pad_id)
+            columns = predicting_columns(batch["labels"])
+            logits = forward(batch, columns)
+            device = logits.device
+            nll_sum, count = kept_token_nll(logits, batch["labels"].to(device), columns.to(device))
+            for position, example_nll, example_count in zip(
+                self._positions[begin:end], nll_sum.tolist(), count.tolist(), strict=False
+            ):
+                means[position] = example_nll / example_count
+        if self._world_size > 1:  # on the model's device: NCCL reduces no CPU tensor; each example has one owner
+            on_device = means.to(device)
+            dist.all_reduce(on_device, op=dist.ReduceOp.SUM)
+            means = on_device.cpu()
+        return means
+
+
 class TestLossEvaluator:
     """Evaluates a fixed test set; every rank runs the same number of forward passes (ZeRO-3 safe)."""
 
@@ -54,57 +113,21 @@ class TestLossEvaluator:
             raise ValueError("the test set is empty: nothing to evaluate zero-shot loss on")
         self.tasks = sorted({item.task for item in items})
         self.category_of = {item.task: item.category for item in items}
-        self._task_index = {task: index for index, task in enumerate(self.tasks)}
-        # Sorted by length, so each batch pads to nearly its own length (results do not depend on order).
-        by_length = sorted(items, key=lambda item: len(item.example.input_ids))
-        shards = [by_length[other::world_size] for other in range(world_size)]
-        self._items = shards[rank]
-        self._batches = padding_bounded_batches([len(item.example.input_ids) for item in self._items], batch_size)
-        # Every rank runs as many forward passes as the rank with the most batches (ZeRO-3 gathers pair up).
-        self._num_batches = max(
-            len(padding_bounded_batches([len(item.example.input_ids) for item in shard], batch_size))
-            for shard in shards
-        )
-        self._placeholder = items[0].example
-        self._pad_id = pad_id
-        self._world_size = world_size
+        task_index = {task: index for index, task in enumerate(self.tasks)}
+        self._rows = torch.tensor([task_index[item.task] for item in items])  # (items,) task row of each
+        self._nll = ExampleNll([item.example for item in items], batch_size, rank, world_size, pad_id)
 
-    @torch.inference_mode()
     def evaluate(self, forward: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]) -> dict[str, float]:
         """Metrics named `test_loss/macro`, `test_loss/micro`, `test_loss/task/<t>`, `test_loss/category/<c>`.
 
         `forward(batch, columns)` takes a host batch and the (K,) columns whose logits the loss needs, and returns
         those logits, (batch, K, vocab), on the model's device (a causal LM's `logits_to_keep`).
         """
+        means = self._nll.mean_nll(forward)
         sums = torch.zeros((len(self.tasks), 2), dtype=torch.float64)  # (tasks, [sum of example means, count])
-        device = torch.device("cpu")
-        for batch_index in range(self._num_batches):
-            begin, end = self._batches[batch_index] if batch_index < len(self._batches) else (0, 0)
-            chunk = self._items[begin:end]
-            # A rank with fewer items still runs a forward pass (on a placeholder it ignores).
-            examples = [item.example for item in chunk] or [self._placeholder]
-            batch = collate(examples, self._pad_id)
-            columns = predicting_columns(batch["labels"])
-            logits = forward(batch, columns)
-            device = logits.device
-            nll_sum, count = kept_token_nll(logits, batch["labels"].to(device), columns.to(device))
-            for item, example_nll, example_count in zip(chunk, nll_sum.tolist(), count.tolist(), strict=False):
-                row = self._task_index[item.task]
-                sums[row, 0] += example_nll / example_count
-                sums[row, 1] += 1
-        if self._world_size > 1:  # on the model's device: NCCL reduces no CPU tensor
-            on_device = sums.to(device)
-            dist.all_reduce(on_device, op=dist.ReduceOp.SUM)
-            sums = on_device.cpu()
+        sums[:, 0].index_add_(0, self._rows, means)
+        sums[:, 1].index_add_(0, self._rows, torch.ones_like(means))
         return self._summarise(sums)
 
     def _summarise(self, sums: torch.Tensor) -> dict[str, float]:
-        task_means = (sums[:, 0] / sums[:, 1]).tolist()
-        metrics = {f"test_loss/task/{task}": mean for task, mean in zip(self.tasks, task_means, strict=True)}
-        by_category: dict[str, list[float]] = {}
-        for task, mean in zip(self.tasks, task_means, strict=True):
-            by_category.setdefault(self.category_of[task], []).append(mean)
-        metrics.update({f"test_loss/category/{c}": sum(v) / len(v) for c, v in sorted(by_category.items())})
-        metrics["test_loss/macro"] = sum(task_means) / len(task_means)
-        metrics["test_loss/micro"] = float(sums[:, 0].sum() / sums[:, 1].sum())
-        return metrics
+        return per_task_means("test_loss", sums, self.tasks, self.category_of)

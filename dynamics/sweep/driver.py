@@ -146,6 +146,7 @@ def _run_sweep(config: SweepConfig, origin: str, resume: bool) -> SweepResult:
                     for key, ref in refs.items()
                 },
                 models=study.models,
+                reward_model=study.reward_model,
                 sweep_run=sweep_run,
                 storage_path=study.storage_path,
             )

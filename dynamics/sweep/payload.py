@@ -21,7 +21,8 @@ from dynamics.tracking import TrackedRun
 from dynamics.train.trial import TrialSpec
 
 POOL_COLUMNS = ("id", "messages")
-TEST_COLUMNS = ("id", "task", "category", "messages")
+# what the generation metrics and the ability scorer read beside the messages
+TEST_COLUMNS = ("id", "task", "category", "messages", "references", "ability", "question_format", "choices", "answer")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class SweepPayload:
     test: pa.Table  # TEST_COLUMNS of every test example
     arrangements: dict[ArrangementKey, ShippedArrangement]
     models: dict[str, ModelSource]
+    reward_model: str | None  # evaluate.reward_model materialised: a folder or a hub name
     sweep_run: TrackedRun
     storage_path: str
 
@@ -90,4 +92,6 @@ class SweepPayload:
             storage_path=self.storage_path,
             seed=factors.seed,
             checkpoints=config.checkpoints,
+            evaluate=config.evaluate,
+            reward_model=self.reward_model,
         )

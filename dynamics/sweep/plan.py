@@ -15,6 +15,7 @@ from dynamics.arrange.orders import permutation
 from dynamics.config import ConfigError, DataConfig, EvalSourceConfig, SweepConfig, TrialFactors
 from dynamics.data.formats import FORMATS
 from dynamics.data.problems import DataError
+from dynamics.evaluate.metrics import METRICS
 from dynamics.registry import UnknownName
 from dynamics.text.templates import TEMPLATES
 
@@ -49,8 +50,28 @@ def check_names(config: SweepConfig, origin: str = "<config>") -> None:
             permutation(name)
         except ValueError as error:  # UnknownName included
             problems.append(("grid.permutation", str(error)))
+    problems += _metric_problems(config)
     if problems:
         raise ConfigError("\n".join(f"{origin}: key '{key}': {message}" for key, message in problems))
+
+
+def _metric_problems(config: SweepConfig) -> list[tuple[str, str]]:
+    """(key, message) for an unregistered metric, and a metric that needs a reward model none is set for (whether
+    the reward model itself can be loaded here is the preflight's to say)."""
+    problems = []
+    for index, group in enumerate(config.evaluate.in_loop):
+        for name in group.metrics:
+            try:
+                metric = METRICS.get(name)
+            except UnknownName as error:
+                problems.append((f"evaluate.in_loop[{index}].metrics", str(error)))
+                continue
+            if "generation" not in metric.needs:
+                problems.append((f"evaluate.in_loop[{index}].metrics", f"metric {name!r} needs no generated reply"))
+            if "reward_model" in metric.needs and config.evaluate.reward_model is None:
+                message = f"metric {name!r} needs a reward model: set evaluate.reward_model (builtin or pretrained)"
+                problems.append((f"evaluate.in_loop[{index}].metrics", message))
+    return problems
 
 
 def resolve_volumes(config: SweepConfig, pool_size: int) -> SweepConfig:

@@ -92,6 +92,20 @@ def _model_problems(config: SweepConfig) -> Iterator[str]:
                 yield problem
 
 
+def _reward_model_problem(config: SweepConfig) -> str | None:
+    """Why evaluate.reward_model cannot be loaded here (no such folder, no supported layout, not cached offline)."""
+    from dynamics.models.reward import RewardModelError, check_reward_model_source
+
+    reward = config.evaluate.reward_model
+    if reward is None or reward.pretrained is None:
+        return None
+    try:
+        check_reward_model_source(reward.pretrained)
+    except RewardModelError as error:
+        return str(error)
+    return None
+
+
 def _embedder_problem(config: SweepConfig) -> str | None:
     from dynamics.arrange.embed import BUILTIN_EMBEDDER
 
@@ -147,7 +161,8 @@ def preflight(
     """PreflightError listing every problem (one line each) that would stop this sweep on this machine, or on
     the cluster of `nodes` alive nodes it has joined (None: a local run)."""
     problems = list(_model_problems(config))
-    problems += [p for p in (_embedder_problem(config), writable_problem("workdir", workdir)) if p]
+    checks = (_embedder_problem(config), _reward_model_problem(config), writable_problem("workdir", workdir))
+    problems += [problem for problem in checks if problem]
     if storage_path is not None and "://" not in storage_path:
         problem = writable_problem("storage_path", Path(storage_path))
         if problem:
@@ -173,6 +188,8 @@ def needs_hub(config: SweepConfig) -> list[str]:
         model = config.models[model_key]
         names[f"models.{model_key}.pretrained"] = model.pretrained
         names[f"models.{model_key}.tokenizer"] = model.tokenizer
+    if config.evaluate.reward_model is not None:
+        names["evaluate.reward_model.pretrained"] = config.evaluate.reward_model.pretrained
     if config.arrange.embedding_model != BUILTIN_EMBEDDER:
         names["arrange.embedding_model"] = config.arrange.embedding_model
     for key, source in (("data", config.data), ("data.test_source", config.data.test_source)):

@@ -17,6 +17,7 @@ from dynamics.config import ConfigError, SweepConfig, TrialFactors
 from dynamics.data.schema import split_of
 from dynamics.data.sources import load_data
 from dynamics.models import ModelSource, materialise
+from dynamics.models.reward import materialise_reward_model
 from dynamics.sweep.encoding_checks import check_pretrained_tokenizers, truncation_report
 from dynamics.sweep.plan import check_names, resolve_volumes, trial_table
 from dynamics.sweep.preflight import PreflightError, preflight
@@ -41,6 +42,7 @@ class PreparedStudy:
     trials: list[TrialFactors]
     num_cpus: int | None  # CPUs of the embedded Ray to start (what the resources were checked against)
     truncation: tuple[str, ...] = ()  # per model, test tasks whose items truncation cuts or drops
+    reward_model: str | None = None  # evaluate.reward_model as workers load it (a folder or a hub name)
 
 
 def check_config(config: SweepConfig, origin: str = "<config>") -> None:
@@ -52,6 +54,18 @@ def check_config(config: SweepConfig, origin: str = "<config>") -> None:
             f"{origin}: key 'storage_path': on a cluster (RAY_ADDRESS is set) Ray Train needs shared storage "
             "that every node sees: set storage_path to s3://…, gs://… or an NFS mount"
         )
+
+
+def check_evaluation_subsets(config: SweepConfig, test: pa.Table, origin: str = "<config>") -> None:
+    """ConfigError when a generation group's subset cannot hold one item of every test task (a task left out of
+    it would vanish from that group's macro averages)."""
+    tasks = len(set(test.column("task").to_pylist()))
+    for index, group in enumerate(config.evaluate.in_loop):
+        if group.subset is not None and group.subset < tasks:
+            raise ConfigError(
+                f"{origin}: key 'evaluate.in_loop[{index}].subset': {group.subset} items cannot hold one of each of "
+                f"the {tasks} test tasks: set at least {tasks}, or null for the whole test set"
+            )
 
 
 def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
@@ -75,11 +89,24 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
     )
     train_pool, test = split_of(loaded.table, "train"), split_of(loaded.table, "test")
     config = resolve_volumes(config, train_pool.num_rows)
+    check_evaluation_subsets(config, test, origin)
     models = {key: materialise(key, config.models[key], workdir) for key in config.grid.model}
     truncation = tuple(truncation_report(config, models, test, tokenizers, origin))
     for line in truncation:
         log.warning("%s", line)
     num_cpus = int(capacity.cpus) if capacity is not None and is_local() else None
+    reward = config.evaluate.reward_model
+    reward_model = None if reward is None else materialise_reward_model(reward, workdir)
     return PreparedStudy(
-        config, workdir, train_pool, test, models, tracking_uri, storage_path, trial_table(config), num_cpus, truncation
+        config,
+        workdir,
+        train_pool,
+        test,
+        models,
+        tracking_uri,
+        storage_path,
+        trial_table(config),
+        num_cpus,
+        truncation,
+        reward_model,
     )

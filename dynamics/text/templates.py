@@ -30,6 +30,7 @@ class Template:
     reply_end: str | None  # None: the tokenizer's EOS token
     starts_with_bos: bool  # a BOS token first, when the tokenizer has one
     added_tokens: tuple[str, ...] = ()  # special tokens the tokenizer must gain for this template
+    role_markers: tuple[str, ...] = ()  # texts that open a turn: a generated reply stops before any of them
 
     def segments(self, messages: Sequence[dict], tokenizer: PreTrainedTokenizerBase) -> list[tuple[str, bool]]:
         """(text, is_target) pieces of one conversation, end markers included."""
@@ -42,6 +43,11 @@ class Template:
                 pieces.append((turn["content"] + end, True))
         return pieces
 
+    def stop_texts(self, tokenizer: PreTrainedTokenizerBase) -> tuple[str, ...]:
+        """Texts a generated reply ends before: its end marker, then every role marker."""
+        end = tokenizer.eos_token if self.reply_end is None else self.reply_end
+        return tuple(text for text in (end, *self.role_markers) if text)
+
 
 TEMPLATES: Registry[Template] = Registry("template")
 
@@ -53,6 +59,7 @@ TEMPLATES.add(
         user_suffix="\nAssistant: ",
         reply_end=None,
         starts_with_bos=True,
+        role_markers=("\nUser:", "\nAssistant:"),
     ),
 )
 TEMPLATES.add(
@@ -64,6 +71,7 @@ TEMPLATES.add(
         reply_end="<eot>",
         starts_with_bos=False,
         added_tokens=STUDY_A_ROLE_TOKENS,
+        role_markers=("<user>", "<assistant>"),
     ),
 )
 TEMPLATES.add(
@@ -77,5 +85,6 @@ TEMPLATES.add(
         user_suffix="\n\n### Response:\n",
         reply_end=None,
         starts_with_bos=True,
+        role_markers=("### Instruction:", "### Response:"),
     ),
 )

@@ -23,8 +23,9 @@ import pyarrow as pa
 import torch
 import torch.distributed as dist
 
-from dynamics.config import CheckpointConfig, TrainConfig
-from dynamics.evaluate.loss import TestItem, TestLossEvaluator
+from dynamics.config import CheckpointConfig, EvaluateConfig, TrainConfig
+from dynamics.evaluate.loss import TestLossEvaluator, test_items
+from dynamics.evaluate.runner import InLoopEvaluation
 from dynamics.models import ModelSource
 from dynamics.text.census import EncodedSplit, encode_split
 from dynamics.text.templates import TEMPLATES
@@ -47,23 +48,17 @@ class WorkerInputs:
     model: ModelSource
     train: TrainConfig
     arranged: pa.Table  # the training items in training order: id, messages
-    test: pa.Table  # the test set: id, task, category, messages
+    test: pa.Table  # the test set: id, task, category, messages (and references, for generation metrics)
     run: TrackedRun | None = None  # the trial's MLflow run; rank 0 logs to it
     trial_started_at: float | None = None  # time.time() when the Tune trial began, for start-up figures
     seed: int = 0  # the trial's seed: model init of new rows, dropout, per-epoch reshuffles
     checkpoints: CheckpointConfig | None = None  # resume checkpoints; None = none (nothing to resume from)
     eval_root: str | None = None  # where eval checkpoints go (local path or URI); None = none are written
+    evaluate: EvaluateConfig | None = None  # generation metrics in the loop; None = test loss only
+    reward_model: str | None = None  # folder or hub name of evaluate.reward_model, resolved on the driver
     # Called on every rank after each optimizer step with (rank, steps completed, engine): for tests that kill
     # a worker or read its weights at a chosen step. A sweep never sets it.
     after_step: Callable[[int, int, Any], None] | None = None
-
-
-def _test_items(test: pa.Table, split: EncodedSplit) -> list[TestItem]:
-    tasks, categories = test.column("task").to_pylist(), test.column("category").to_pylist()
-    return [
-        TestItem(example, tasks[row], categories[row])
-        for example, row in zip(split.examples, split.kept_positions, strict=True)
-    ]
 
 
 def _device_name(device: torch.device) -> str:
@@ -158,9 +153,7 @@ def train_worker(
     resumed, skipped = (None, []) if store is None else checkpoints.resume(engine, store, rank, world_size, run_id)
     start, generation = (0, 0) if resumed is None else (resumed.step, resumed.generation)
     _check_ranks_agree(start, world_size)
-    evaluator = TestLossEvaluator(
-        _test_items(inputs.test, test), config.eval_batch_size, rank, world_size, pad_id=tokenizer.pad_token_id
-    )
+    evaluation = _in_loop_evaluation(inputs, prepared, rank, world_size)
     logger = _RankZeroLogger(inputs, rank)
     setup = {"worker_setup_s": time.perf_counter() - started}
     if inputs.trial_started_at is not None:
@@ -199,9 +192,9 @@ def train_worker(
     engine.train()  # from_pretrained returns the model in eval mode; a resumed loop skips the eval that switched it
     for step in range(start, plan.total_steps + 1):
         continuing = resumed is not None and step == start  # its evaluation and checkpoint happened before
-        if (step % config.eval_every == 0 or step == plan.total_steps) and not continuing:
+        if evaluation.due(step, plan.total_steps) and not continuing:
             engine.eval()
-            metrics = evaluator.evaluate(forward)
+            metrics = evaluation.evaluate(step, plan.total_steps, forward, engine.module)
             engine.train()
             _check_finite_test_loss(metrics, step, rank, consumed, inputs.arranged)
             logger.log(metrics, step)
@@ -238,6 +231,41 @@ def train_worker(
     logger.write_consumed(_gather(consumed, world_size), inputs.arranged.column("id").to_pylist())
     logger.flush()
     return {"step": plan.total_steps, **metrics, **meter.metrics(), **memory}
+
+
+def _in_loop_evaluation(inputs: WorkerInputs, prepared: PreparedWorker, rank: int, world_size: int) -> InLoopEvaluation:
+    """Test loss on every test item this rank holds, and the configured generation groups."""
+    from dynamics.text.encoding import Truncation
+
+    config, tokenizer = inputs.train, prepared.tokenizer
+    loss = TestLossEvaluator(
+        test_items(inputs.test, prepared.test), config.eval_batch_size, rank, world_size, tokenizer.pad_token_id
+    )
+    reward = None
+    if inputs.evaluate is not None and inputs.reward_model is not None:
+        from dynamics.models.reward import RewardScorer, load_reward_model, reward_model_on_this_node
+
+        settings = inputs.evaluate.reward_model
+        source = reward_model_on_this_node(inputs.reward_model, settings)  # a tiny one may need rebuilding here
+        dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+        loaded = load_reward_model(source, dtype=dtype, device=prepared.engine.device)
+        reward = RewardScorer(loaded.model, loaded.tokenizer, settings.batch_size, settings.max_length)
+    return InLoopEvaluation.build(
+        loss,
+        config.eval_every,
+        inputs.test.to_pylist() if inputs.evaluate is not None and inputs.evaluate.in_loop else [],
+        inputs.evaluate,
+        tokenizer,
+        TEMPLATES.get(config.template),
+        config.max_length,
+        Truncation.of(config),
+        inputs.seed,
+        rank,
+        world_size,
+        config.eval_batch_size,
+        reward,
+        synced=config.zero_stage == 3 and world_size > 1,
+    )
 
 
 def _peak_memory(device: torch.device) -> dict[str, float]:

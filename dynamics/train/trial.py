@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from dynamics.config import CheckpointConfig, ScalingConfig, TrainConfig
+from dynamics.config import CheckpointConfig, EvaluateConfig, ScalingConfig, TrainConfig
 from dynamics.models import ModelSource
 from dynamics.tracking import TrackedRun, ends_on_error, find_trial_run, start_trial_run
 from dynamics.train.checkpoints import newest_in_storage
@@ -35,11 +35,13 @@ class TrialSpec:
     train: TrainConfig
     scaling: ScalingConfig
     arranged: pa.Table  # id, messages of the training items, in training order
-    test: pa.Table  # id, task, category, messages
+    test: pa.Table  # id, task, category, messages, references
     sweep_run: TrackedRun
     storage_path: str
     seed: int = 0  # the grid's seed: new embedding rows, dropout, per-epoch reshuffles
     checkpoints: CheckpointConfig = CheckpointConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    reward_model: str | None = None  # folder or hub name of evaluate.reward_model, materialised on the driver
 
 
 def worker_resources(scaling: ScalingConfig) -> dict[str, float]:
@@ -100,6 +102,8 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
         seed=spec.seed,
         checkpoints=spec.checkpoints,
         eval_root=f"{spec.storage_path.rstrip('/')}/{run_name}/eval",
+        evaluate=spec.evaluate,
+        reward_model=spec.reward_model,
     )
     trainer = TorchTrainer(
         train_loop_per_worker,

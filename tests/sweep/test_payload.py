@@ -31,6 +31,7 @@ def _payload() -> SweepPayload:
         test=test,
         arrangements={ArrangementKey(3, "nft", 0): shipped},
         models={"tiny-2m": ModelSource("/models/tiny", "/models/tiny", 1234)},
+        reward_model=None,
         sweep_run=TrackedRun("sqlite:///nowhere.db", "parent"),
         storage_path="/storage",
     )

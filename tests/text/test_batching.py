@@ -257,7 +257,7 @@ def test_every_rank_runs_the_same_number_of_forwards() -> None:
             return FakeUniformModel()(batch, columns)
 
         evaluator = loss.TestLossEvaluator(items, batch_size=8, rank=rank, world_size=2, pad_id=PAD)
-        evaluator._world_size = 1  # score this rank's shard alone (no process group in a unit test)
+        evaluator._nll._world_size = 1  # score this rank's shard alone (no process group in a unit test)
         evaluator.evaluate(forward)
         counts.append(len(calls))
     assert counts[0] == counts[1] >= 2

@@ -184,7 +184,7 @@ def _canonical(
     question_format = _question_format(record, place)
     choices = _choices(record, question_format, place)
     answer = _optional_string(record, "answer", place) or None
-    _optional_string(record, "type", place)  # checked only: the canonical schema has no column for it
+    ability = _optional_string(record, "type", place) or None
     gold = choices[0] if question_format == 1 else answer
     if turns and turns[-1]["role"] == "user":
         # Evaluation prompts may come without their reply; the gold answer stands in for it.
@@ -208,6 +208,7 @@ def _canonical(
         "choices": choices,
         "answer": answer,
         "question_format": question_format,
+        "ability": ability,
     }
 
 

@@ -113,9 +113,10 @@ def test_every_canonical_field_of_training_rows(root: Path) -> None:
         "choices": None,
         "answer": None,
         "question_format": 0,
+        "ability": None,  # a training record names no scorer
     }
     math = rows["doit/curated/full/math/000001"]
-    assert (math["answer"], math["references"], math["task"]) == ("42", ["42"], "math")
+    assert (math["answer"], math["references"], math["task"], math["ability"]) == ("42", ["42"], "math", "math")
     assert rows["doit/curated/full/math/000003"]["references"] == ["5"]  # line numbers count the blank line
     assert rows["doit/curated/valid/ethics/000001"]["split"] == "valid"
 
@@ -125,6 +126,7 @@ def test_choice_item_without_reply_gets_the_gold_choice(root: Path) -> None:
     assert row["messages"] == _chat("Which reply is kindest?", "Offer help.")
     assert row["choices"] == ["Offer help.", "Ignore them.", "Laugh."]
     assert (row["question_format"], row["references"], row["answer"]) == (1, ["Offer help."], None)
+    assert row["ability"] == "ethics"  # the record's `type`: the scorer it is scored by
     assert (row["task"], row["category"], row["split"]) == ("ethics", "ethics", "test")
 
 

@@ -52,9 +52,9 @@ def builtin_tokenizer() -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def build_builtin_model(config: BuiltinModelConfig, vocab_size: int, seed: int = BUILTIN_SEED) -> LlamaForCausalLM:
-    """A randomly initialised LLaMA of the given sizes; the seed makes the weights reproducible."""
-    llama_config = LlamaConfig(
+def builtin_llama_config(config: BuiltinModelConfig, vocab_size: int) -> LlamaConfig:
+    """The LLaMA config of a built-in model's sizes (policy and reward models alike)."""
+    return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=config.hidden_size,
         intermediate_size=config.intermediate_size,
@@ -67,6 +67,11 @@ def build_builtin_model(config: BuiltinModelConfig, vocab_size: int, seed: int =
         eos_token_id=None,
         pad_token_id=None,
     )
+
+
+def build_builtin_model(config: BuiltinModelConfig, vocab_size: int, seed: int = BUILTIN_SEED) -> LlamaForCausalLM:
+    """A randomly initialised LLaMA of the given sizes; the seed makes the weights reproducible."""
+    llama_config = builtin_llama_config(config, vocab_size)
     torch.manual_seed(seed)
     return LlamaForCausalLM(llama_config)
 
