@@ -123,7 +123,9 @@ def _reply(row_ids: list[int], tokenizer, stops: Stops, budget: int) -> Generate
     return Generated(kept, text.strip(), hit_budget=ended is None and cut < 0 and len(row_ids) >= budget)
 
 
-@torch.inference_mode()
+# no_grad, not inference_mode: under ZeRO-3 the parameters gathered for a forward pass would be inference tensors,
+# and the next training step's backward refuses them ("Inference tensors cannot be saved for backward", measured).
+@torch.no_grad()
 def generate_batch(
     model,
     prompts: Sequence[Sequence[int]],
