@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dynamics.evaluate.loss import padding_bounded_batches
+from dynamics.evaluate.loss import RankShard
 from dynamics.text.templates import Template
 
 
@@ -175,27 +175,18 @@ class ShardedGenerator:
     def __init__(self, prompts: Sequence[Sequence[int]], batch_size: int, rank: int, world_size: int):
         if not prompts:
             raise ValueError("no prompts to generate replies for")
-        order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))
-        shards = [order[other::world_size] for other in range(world_size)]
-        self.positions = shards[rank]  # indices into `prompts` this rank decodes
-        self._prompts = [list(prompts[index]) for index in self.positions]
-
-        def batches(shard: list[int]) -> list[tuple[int, int]]:
-            lengths = [len(prompts[index]) for index in shard]
-            return padding_bounded_batches(lengths, batch_size)
-
-        self._batches = batches(self.positions)
-        self._num_calls = max(len(batches(shard)) for shard in shards)
-        self._placeholder = [list(prompts[order[0]])]
+        self._shard = RankShard.of([len(prompt) for prompt in prompts], batch_size, rank, world_size)
+        self.positions = self._shard.positions  # indices into `prompts` this rank decodes
+        self._prompts = [list(prompt) for prompt in prompts]
+        self._placeholder = [list(prompts[0])]
 
     def run(
         self, model, tokenizer, stops: Stops, decoding: Decoding, watched_ids=None, synced: bool = False
     ) -> list[Generated]:
         """This rank's replies, in the order of `self.positions`."""
         replies: list[Generated] = []
-        for call in range(self._num_calls):
-            begin, end = self._batches[call] if call < len(self._batches) else (0, 0)
-            chunk = self._prompts[begin:end]
+        for positions in self._shard.calls():
+            chunk = [self._prompts[p] for p in positions]
             generated = generate_batch(
                 model, chunk or self._placeholder, tokenizer, stops, decoding, watched_ids, synced
             )

@@ -74,6 +74,7 @@ class GenerationEvaluator:
         chosen = stratified_subset([item.item_id for item in items], [item.task for item in items], subset, seed)
         self.items = [items[position] for position in chosen]
         self.metrics = list(metrics)
+        self._scores = [METRICS.get(name).score for name in self.metrics]  # looked up once, not per item
         self.needs = needs_of(self.metrics)
         self.tasks = sorted({item.task for item in self.items})
         self._category_of = {item.task: item.category for item in self.items}
@@ -103,8 +104,8 @@ class GenerationEvaluator:
         for item, reply, item_reward in zip(mine, replies, rewards, strict=True):
             task = self._task_index[item.task]
             scored = ScoredReply(item.references, item.prompt, reply, item_reward)
-            for row, name in enumerate(self.metrics):
-                sums[row, task] += torch.tensor([METRICS.get(name).score(scored), 1.0], dtype=torch.float64)
+            for row, score in enumerate(self._scores):
+                sums[row, task] += torch.tensor([score(scored), 1.0], dtype=torch.float64)
             sums[-2, task] += torch.tensor([float(reply.hit_budget), 1.0], dtype=torch.float64)
             sums[-1, task] += torch.tensor([float(len(reply.token_ids)), 1.0], dtype=torch.float64)
         if self._world_size > 1:  # on the model's device: NCCL reduces no CPU tensor

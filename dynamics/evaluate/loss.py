@@ -58,6 +58,30 @@ def padding_bounded_batches(lengths: Sequence[int], batch_size: int) -> list[tup
     return batches
 
 
+@dataclass(frozen=True)
+class RankShard:
+    """One rank's share of a fixed list of sequences, sorted by length (so each batch pads to nearly its own
+    length) and dealt round-robin, in as many calls as the busiest rank makes: under ZeRO-3 every forward pass
+    gathers parameters from all ranks, so the ranks' passes must pair up."""
+
+    positions: list[int]  # indices into the list, of this rank's sequences, in the order they are batched
+    batches: list[tuple[int, int]]  # [begin, end) into `positions`
+    num_calls: int  # calls every rank makes; those past `batches` run on a placeholder
+
+    @classmethod
+    def of(cls, lengths: Sequence[int], batch_size: int, rank: int, world_size: int) -> RankShard:
+        by_length = sorted(range(len(lengths)), key=lambda index: lengths[index])
+        shards = [by_length[other::world_size] for other in range(world_size)]
+        counts = [len(padding_bounded_batches([lengths[i] for i in shard], batch_size)) for shard in shards]
+        mine = shards[rank]
+        return cls(mine, padding_bounded_batches([lengths[i] for i in mine], batch_size), max(counts))
+
+    def calls(self) -> list[list[int]]:
+        """The positions each call handles; an empty list is a placeholder call."""
+        chunks = [self.positions[begin:end] for begin, end in self.batches]
+        return chunks + [[] for _ in range(self.num_calls - len(chunks))]
+
+
 class ExampleNll:
     """Mean NLL of each of a fixed list of examples, over their target tokens: this rank scores its shard, in as
     many forward passes as the busiest rank makes (ZeRO-3 gathers pair up), and every rank gets every example's."""
@@ -65,16 +89,8 @@ class ExampleNll:
     def __init__(self, examples: Sequence[EncodedExample], batch_size: int, rank: int, world_size: int, pad_id: int):
         if not examples:
             raise ValueError("no examples to score")
-        # Sorted by length, so each batch pads to nearly its own length (results do not depend on order).
-        by_length = sorted(range(len(examples)), key=lambda index: len(examples[index].input_ids))
-        shards = [by_length[other::world_size] for other in range(world_size)]
-        self._positions = shards[rank]
-        self._examples = [examples[index] for index in self._positions]
-        self._batches = padding_bounded_batches([len(example.input_ids) for example in self._examples], batch_size)
-        self._num_batches = max(
-            len(padding_bounded_batches([len(examples[index].input_ids) for index in shard], batch_size))
-            for shard in shards
-        )
+        self._examples = list(examples)
+        self._shard = RankShard.of([len(e.input_ids) for e in examples], batch_size, rank, world_size)
         self._count = len(examples)
         self._placeholder = examples[0]
         self._pad_id = pad_id
@@ -85,18 +101,15 @@ class ExampleNll:
         """(examples,) float64 on the CPU, in the order given; `forward` as for `TestLossEvaluator.evaluate`."""
         means = torch.zeros(self._count, dtype=torch.float64)
         device = torch.device("cpu")
-        for batch_index in range(self._num_batches):
-            begin, end = self._batches[batch_index] if batch_index < len(self._batches) else (0, 0)
+        for positions in self._shard.calls():
             # A rank with fewer examples still runs a forward pass (on a placeholder it ignores).
-            chunk = self._examples[begin:end] or [self._placeholder]
+            chunk = [self._examples[p] for p in positions] or [self._placeholder]
             batch = collate(chunk, self._pad_id)
             columns = predicting_columns(batch["labels"])
             logits = forward(batch, columns)
             device = logits.device
             nll_sum, count = kept_token_nll(logits, batch["labels"].to(device), columns.to(device))
-            for position, example_nll, example_count in zip(
-                self._positions[begin:end], nll_sum.tolist(), count.tolist(), strict=False
-            ):
+            for position, example_nll, example_count in zip(positions, nll_sum.tolist(), count.tolist(), strict=False):
                 means[position] = example_nll / example_count
         if self._world_size > 1:  # on the model's device: NCCL reduces no CPU tensor; each example has one owner
             on_device = means.to(device)
