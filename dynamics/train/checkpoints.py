@@ -239,6 +239,10 @@ class RayStore:
             checkpoint_dir_name=name,
             delete_local_checkpoint_after_upload=True,
         )
+        # The controller takes a report in at its next poll; a worker that died before that would lose it, and
+        # the restarted group would fall back to the checkpoint before (or to step 0). Waiting here (at most one
+        # poll, RAY_TRAIN_HEALTH_CHECK_INTERVAL_S) means no step past a checkpoint trains before Ray holds it.
+        ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
 
 
 def step_folders(filesystem, parent: str) -> dict[str, tuple[int, int]]:

@@ -1,8 +1,9 @@
 """A training worker dies mid-trial: the trial restarts from its resume checkpoint and ends as if nothing happened.
 
 Two trials of one config (2 workers, ZeRO-2, 16 steps, eval every 2, resume checkpoints every 4) through the
-real Ray Train path: one uninterrupted, one whose rank 1 is killed (`os._exit`) twice. First after step 7,
-three steps past the checkpoint of step 4: the new worker group continues from it. Then after step 11, with the
+real Ray Train path: one uninterrupted, one whose rank 1 is killed (`os._exit`) twice. First after step 5, the
+step right after the checkpoint of step 4 (before the controller's next poll, had the worker not waited for Ray
+to take the checkpoint in): the new worker group continues from it. Then after step 11, with the
 newest checkpoint (step 8, saved by the restarted group) damaged just before: the next group skips it, naming
 it, and falls back to step 4 again. Observed from outside the loop: a forward pre-hook records the token rows
 each rank fed its embedding layer in every step (per process), rank 0 saves its weights at the end, and the
@@ -155,7 +156,7 @@ def trials(ray_cluster, tiny_model, tmp_path_factory) -> dict[str, _Observed]:
     damaged = "trial/step-00000008.g1/rank-1.pt"  # after step 11 Ray keeps step 4's and the first restart's 8
     cases = {
         "clean": _Recorder(str(root / "clean")),
-        "killed": _Recorder(str(root / "killed"), kill_rank=1, kills={7: None, 11: damaged}),
+        "killed": _Recorder(str(root / "killed"), kill_rank=1, kills={5: None, 11: damaged}),
     }
     observed = {}
     for name, recorder in cases.items():
@@ -169,7 +170,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint(trials):
     pids = list(dict.fromkeys(line["pid"] for line in lines))
     assert len(pids) == 3, "rank 1 ran in exactly three processes: two killed, the last one finishing"
     steps = [[line["step"] for line in lines if line["pid"] == pid] for pid in pids]
-    assert steps[0] == list(range(1, 8))  # it trained past the checkpoint of step 4, then died
+    assert steps[0] == list(range(1, 6))  # it trained one step past the checkpoint of step 4, then died
     assert steps[1] == list(range(5, 12))  # continued at step 5; past its own checkpoint of step 8, then died
     assert steps[2] == list(range(5, TOTAL_STEPS + 1))  # step 8's checkpoint was damaged: from step 4 again
 
