@@ -4,7 +4,9 @@ Trains the tiny built-in LLaMA and a ≥1B-parameter LLaMA config (random init, 
 folder that every worker loads with `from_pretrained`) under ZeRO-2 and ZeRO-3, with 1 and 2 workers where the node
 has the GPUs, through `TorchTrainer(train_loop_per_worker)` on a local Ray: the path a trial takes, NCCL included.
 tokens/s, MFU and rank 0's peak memory are the loop's own figures, read back from each case's MLflow run, plus
-tokens/s and MFU without the first step (CUDA and allocator warm-up). A case that fails
+tokens/s and MFU without the first step (CUDA and allocator warm-up). One more case trains the ≥1B model with
+Study B's in-loop evaluation (test loss and greedy replies scored by ROUGE, exact match and a tiny reward model
+every 10 steps): the share of its loop spent evaluating, on the GPU. A case that fails
 (out of memory, say) is recorded with its error and the others still run. Sized for < 8 minutes on one H200,
 Ray start and model save included; `--budget-s` skips the cases that would start after it. The 1B model uses the
 built-in byte tokenizer with its embeddings padded to LLaMA-2's 32,000 rows, so its size and LM head are real.
@@ -35,8 +37,16 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from dynamics.config import BuiltinModelConfig, ModelConfig, ScalingConfig, TrainConfig
+from dynamics.config import (
+    BuiltinModelConfig,
+    EvaluateConfig,
+    ModelConfig,
+    RewardModelConfig,
+    ScalingConfig,
+    TrainConfig,
+)
 from dynamics.models import ModelSource, build_builtin_model, builtin_tokenizer, load_tokenizer, materialise
+from dynamics.models.reward import materialise_reward_model
 from dynamics.text.templates import TEMPLATES
 from dynamics.tracking import TrackedRun, start_sweep_run
 from dynamics.train.loop import WorkerInputs, encode_split, train_loop_per_worker
@@ -49,7 +59,24 @@ _ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",  # a finished fit is noticed in 0.5 s instead of 2 s
+    "USE_HUB_KERNELS": "0",  # as a sweep's workers run: no kernels fetched from the hub (dynamics.sweep.runtime)
 }
+
+
+# Study B's in-loop metrics, every 10 steps as its configs run them, scored by a tiny reward model.
+_EVAL_METRICS = ["rouge1", "rouge_l", "exact_match", "reward"]
+_EVAL_EVERY = 10
+_TINY_REWARD = BuiltinModelConfig(hidden_size=64, intermediate_size=172, num_hidden_layers=2, num_attention_heads=4)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """In-loop evaluation for a case: test rows generated for and how long a reply may be."""
+
+    test_rows: int
+    max_new_tokens: int
+    batch_size: int
+    steps: int  # the case trains this many steps instead of the model's
 
 
 @dataclass(frozen=True)
@@ -110,9 +137,9 @@ def save_random_llama(case: ModelCase, folder: Path) -> ModelSource:
     return ModelSource(str(folder), str(folder), expected)
 
 
-def synthetic_tables(rows: int, max_length: int, seed: int) -> tuple[pa.Table, pa.Table]:
+def synthetic_tables(rows: int, max_length: int, seed: int, test_rows: int = 2) -> tuple[pa.Table, pa.Table]:
     """Training rows (id, messages) whose prompts overfill `max_length` byte tokens, so each example is cut to
-    exactly that length (equal tokens per step), and a two-row test table (id, task, category, messages)."""
+    exactly that length (equal tokens per step), and a test table (id, task, category, messages) over 4 tasks."""
     rng = random.Random(seed)
 
     def text(chars: int) -> str:
@@ -124,11 +151,17 @@ def synthetic_tables(rows: int, max_length: int, seed: int) -> tuple[pa.Table, p
 
     conversations = [
         [{"role": "user", "content": text(max_length + 32)}, {"role": "assistant", "content": text(max_length // 4)}]
-        for _ in range(rows + 2)
+        for _ in range(rows + test_rows)
     ]
     arranged = pa.table({"id": [f"r{n}" for n in range(rows)], "messages": conversations[:rows]})
+    tasks = [f"synthetic-{n % 4}" for n in range(test_rows)]
     test = pa.table(
-        {"id": ["t0", "t1"], "task": ["synthetic"] * 2, "category": ["synthetic"] * 2, "messages": conversations[rows:]}
+        {
+            "id": [f"t{n}" for n in range(test_rows)],
+            "task": tasks,
+            "category": ["synthetic"] * test_rows,
+            "messages": conversations[rows:],
+        }
     )
     return arranged, test
 
@@ -163,14 +196,21 @@ def _check_fills(arranged: pa.Table, source: ModelSource, train: TrainConfig, na
 
 
 def run_case(
-    model: ModelCase, source: ModelSource, zero_stage: int, workers: int, use_gpu: bool, folder: Path
+    model: ModelCase,
+    source: ModelSource,
+    zero_stage: int,
+    workers: int,
+    use_gpu: bool,
+    folder: Path,
+    evaluation: Evaluation | None = None,
 ) -> dict[str, Any]:
-    """One `TorchTrainer` fit of `model`; its figures, or its error."""
+    """One `TorchTrainer` fit of `model` (with Study B's in-loop evaluation if given); its figures, or its error."""
     from ray.train import RunConfig
     from ray.train import ScalingConfig as RayScalingConfig
     from ray.train.torch import TorchTrainer
 
-    name = f"{model.name}/zero{zero_stage}/{workers}w"
+    name = case_name(model, zero_stage, workers, evaluation)
+    steps = model.steps if evaluation is None else evaluation.steps
     train = TrainConfig(
         global_batch_size=model.global_batch_size,
         micro_batch_size=model.micro_batch_size,
@@ -179,10 +219,12 @@ def run_case(
         precision="bf16",
         lr=1e-3,
         schedule="constant",
-        eval_every=10**6,  # evaluation at step 0 and at the end only; the meter leaves it out anyway
+        # Without evaluation: at step 0 and at the end only; the meter leaves it out anyway.
+        eval_every=10**6 if evaluation is None else _EVAL_EVERY,
         eval_batch_size=model.micro_batch_size,
     )
-    arranged, test = synthetic_tables(model.steps * model.global_batch_size, model.max_length, seed=zero_stage)
+    test_rows = 2 if evaluation is None else evaluation.test_rows
+    arranged, test = synthetic_tables(steps * model.global_batch_size, model.max_length, zero_stage, test_rows)
     _check_fills(arranged, source, train, name)
     record: dict[str, Any] = {
         "case": name,
@@ -194,14 +236,29 @@ def run_case(
         "seq_len": model.max_length,
         "global_batch": model.global_batch_size,
         "micro_batch": model.micro_batch_size,
-        "steps": model.steps,
+        "steps": steps,
         "tokens_per_step": model.global_batch_size * model.max_length,
     }
+    evaluate, reward_source = None, None
+    if evaluation is not None:
+        reward = RewardModelConfig(builtin=_TINY_REWARD, batch_size=evaluation.batch_size)
+        evaluate = EvaluateConfig(
+            in_loop=[{"metrics": _EVAL_METRICS, "every": _EVAL_EVERY}],
+            max_new_tokens=evaluation.max_new_tokens,
+            batch_size=evaluation.batch_size,
+            reward_model=reward,
+        )
+        reward_source = materialise_reward_model(reward, folder)
+        record |= {"test_rows": test_rows, "max_new_tokens": evaluation.max_new_tokens, "eval_every": _EVAL_EVERY}
     scaling = ScalingConfig(num_workers=workers, use_gpu=use_gpu, cpus_per_worker=1.0 if use_gpu else 0.5)
     run = start_sweep_run(f"sqlite:///{folder / 'mlflow.db'}", "gpu-check", name, params=record)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"inputs": WorkerInputs(source, train, arranged, test, run, time.time(), seed=0)},
+        train_loop_config={
+            "inputs": WorkerInputs(
+                source, train, arranged, test, run, time.time(), seed=0, evaluate=evaluate, reward_model=reward_source
+            )
+        },
         scaling_config=RayScalingConfig(
             num_workers=workers, use_gpu=use_gpu, resources_per_worker=worker_resources(scaling)
         ),
@@ -218,6 +275,9 @@ def run_case(
     steady = steady_rate(rates)
     peak = _history(run, "peak_memory_allocated_gib")
     reserved = _history(run, "peak_memory_reserved_gib")
+    train_s = steps * record["tokens_per_step"] / rates[-1] if rates else None
+    if evaluation is not None:
+        record |= _eval_figures(run, train_s)
     return record | {
         "tokens_per_s": round(rates[-1], 1) if rates else None,
         "mfu": round(mfus[-1], 4) if mfus else None,
@@ -229,19 +289,42 @@ def run_case(
         "train_loss_last": round(losses[-1], 4) if losses else None,
         "startup_s": round(_history(run, "startup_s")[-1], 1),  # fit() called → ready for step 0
         "worker_setup_s": round(_history(run, "worker_setup_s")[-1], 1),  # of which in train_worker
-        "train_s": round(model.steps * record["tokens_per_step"] / rates[-1], 2) if rates else None,
+        "train_s": round(train_s, 2) if train_s else None,
         "wall_s": round(time.perf_counter() - started, 1),
         "error": None,
     }
 
 
-def case_grid(models: list[ModelCase], dry_run: bool) -> list[tuple[ModelCase, int, int]]:
-    """(model, ZeRO stage, workers): every combination on GPU, one-worker cases first so a short budget keeps
-    them; on CPU a set that still meets every pair of values once (each model with each stage and each worker
-    count, each stage with each worker count), as every fit costs ~20 s of worker start-up there."""
+def _eval_figures(run: TrackedRun, train_s: float | None) -> dict[str, Any]:
+    """Time the loop spent evaluating (test loss, generation and scoring), from the run's logged eval_s/*, and
+    its share of the loop's time (evaluation + training steps)."""
+    loss_s, generation_s = _history(run, "eval_s/loss"), _history(run, "eval_s/generation")
+    evaluating_s = sum(loss_s) + sum(generation_s)
+    share = evaluating_s / (evaluating_s + train_s) if train_s else None
+    rouge = _history(run, "test_rouge_l/macro")
+    return {
+        "evaluations": len(generation_s),
+        "eval_loss_s": round(sum(loss_s), 2),
+        "eval_generation_s": round(sum(generation_s), 2),
+        "eval_share": round(share, 4) if share is not None else None,
+        "rouge_l_last": round(rouge[-1], 3) if rouge else None,
+    }
+
+
+def case_name(model: ModelCase, zero_stage: int, workers: int, evaluation: Evaluation | None) -> str:
+    return f"{model.name}/zero{zero_stage}/{workers}w" + ("" if evaluation is None else "+eval")
+
+
+def case_grid(models: list[ModelCase], dry_run: bool) -> list[tuple[ModelCase, int, int, Evaluation | None]]:
+    """(model, ZeRO stage, workers, evaluation): on GPU every combination, one-worker cases first so a short
+    budget keeps them, then the large model with evaluation; on CPU a set that still meets every pair of values
+    once (each model with each stage and each worker count, each stage with each worker count), as every fit
+    costs ~20 s of worker start-up there, the last one evaluating as the GPU case does."""
     if not dry_run:
-        return [(model, stage, workers) for workers in (1, 2) for model in models for stage in (2, 3)]
-    return [(model, stage, 1 + (index + stage) % 2) for index, model in enumerate(models) for stage in (2, 3)]
+        grid = [(model, stage, workers, None) for workers in (1, 2) for model in models for stage in (2, 3)]
+        return grid[:4] + [(models[-1], 3, 1, Evaluation(40, 128, 20, 2 * _EVAL_EVERY))] + grid[4:]
+    grid = [(model, stage, 1 + (index + stage) % 2, None) for index, model in enumerate(models) for stage in (2, 3)]
+    return grid[:-1] + [(*grid[-1][:3], Evaluation(8, 8, 4, 3))]
 
 
 def _log(message: str) -> None:
@@ -267,7 +350,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--budget-s", type=float, help="start no case after this many seconds (default 390 on GPU, none on CPU)"
     )
+    parser.add_argument("--cases", help="comma-separated case names to run (default: all), e.g. llama-1b/zero2/1w")
     args = parser.parse_args(argv)
+    wanted = None if args.cases is None else set(args.cases.split(","))
     budget_s = args.budget_s or (math.inf if args.dry_run else 390.0)
     began = time.perf_counter()
     use_gpu = not args.dry_run
@@ -302,16 +387,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ray_start_s = time.perf_counter() - started
     cases: list[dict[str, Any]] = []
     skipped: list[str] = []
-    for model, stage, workers in case_grid(models, dry_run=args.dry_run):
-        name = f"{model.name}/zero{stage}/{workers}w"
-        if use_gpu and workers > gpus:
+    for model, stage, workers, evaluation in case_grid(models, dry_run=args.dry_run):
+        name = case_name(model, stage, workers, evaluation)
+        if wanted is not None and name not in wanted:
+            skipped.append(f"{name}: not in --cases")
+        elif use_gpu and workers > gpus:
             skipped.append(f"{name}: needs {workers} GPUs, {gpus} visible")
         elif time.perf_counter() - began > budget_s:
             skipped.append(f"{name}: past the {budget_s:.0f} s budget")
         else:
             _log(f"{name}: starting at {time.perf_counter() - began:.0f} s")
             try:
-                cases.append(run_case(model, sources[model.name], stage, workers, use_gpu, folder))
+                cases.append(run_case(model, sources[model.name], stage, workers, use_gpu, folder, evaluation))
             except Exception as error:  # outside the fit (MLflow, say): still one case's failure, not the check's
                 cases.append({"case": name, "error": error_text(error)})
             _log(f"{name}: {json.dumps(cases[-1])}")

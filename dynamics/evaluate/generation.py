@@ -97,6 +97,19 @@ class FirstPositionLogits:
         return scores
 
 
+class KnownTokensOnly:
+    """A logits processor that never lets the model pick an id the tokenizer cannot decode: checkpoints often
+    pad their embedding rows past the tokenizer's vocabulary (to a multiple of 64, say), and those untrained rows
+    would otherwise be generated (and fail to decode) now and then."""
+
+    def __init__(self, vocabulary: int):
+        self.vocabulary = vocabulary
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores[:, self.vocabulary :] = float("-inf")
+        return scores
+
+
 def _generation_config(decoding: Decoding, stops: Stops, pad_id: int):
     from transformers import GenerationConfig
 
@@ -146,8 +159,11 @@ def generate_batch(
     config = _generation_config(decoding, stops, tokenizer.pad_token_id)
     extra: dict = {"tokenizer": tokenizer} if stops.multi_token_texts else {}
     first = None if watched_ids is None else FirstPositionLogits(watched_ids)
+    processors = [] if model.config.vocab_size <= len(tokenizer) else [KnownTokensOnly(len(tokenizer))]
     if first is not None:
-        extra["logits_processor"] = LogitsProcessorList([first])
+        processors.append(first)
+    if processors:
+        extra["logits_processor"] = LogitsProcessorList(processors)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if decoding.do_sample:
             torch.manual_seed(_sampling_seed(decoding.seed, prompts))

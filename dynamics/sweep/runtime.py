@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 _WORKER_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",  # trial end is noticed in 0.5 s instead of 2 s
+    # transformers 5 swaps layers (LLaMA's rotary embedding, …) for kernels downloaded from the hub whenever a
+    # CUDA device is present: code fetched at run time and pinned by no one, and fatal offline (on an H200 every
+    # trial failed at its first engine.train()). Set USE_HUB_KERNELS=1 to opt in.
+    "USE_HUB_KERNELS": "0",
 }
 _LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every node on 127.0.0.1, not the machine's interface

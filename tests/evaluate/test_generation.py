@@ -57,7 +57,10 @@ class FakeScriptedModel(torch.nn.Module):
 
     def __init__(self, script: list[int], vocab_size: int):
         super().__init__()
+        from types import SimpleNamespace
+
         self.script, self.vocab_size = script, vocab_size
+        self.config = SimpleNamespace(vocab_size=vocab_size)  # what generate_batch reads of a model's config
         self.anchor = torch.nn.Parameter(torch.zeros(1))
 
     def generate(self, input_ids, attention_mask, generation_config, synced_gpus, logits_processor=(), **_):
@@ -160,3 +163,15 @@ def test_watched_logits_equal_the_models_own_at_the_reply_start(model, tokenizer
     with torch.inference_mode():
         expected = model(input_ids=torch.tensor([prompt])).logits[0, -1, watched]
     assert reply.first_logits == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_a_vocabulary_padded_past_the_tokenizer_never_generates_the_padding(tokenizer) -> None:
+    padded = build_builtin_model(SIZES, vocab_size=4 * len(tokenizer)).eval()  # 3/4 of the rows: no token at all
+    prompts = _prompts(tokenizer, 8)
+    with torch.inference_mode():
+        first_choices = [int(padded(input_ids=torch.tensor([prompt])).logits[0, -1].argmax()) for prompt in prompts]
+    assert any(choice >= len(tokenizer) for choice in first_choices)  # unmasked, greedy decoding would pick them
+    stops = Stops.of(TEMPLATES.get("study_b"), tokenizer)
+    replies = generate_batch(padded, prompts, tokenizer, stops, Decoding(max_new_tokens=12))
+    assert all(token < len(tokenizer) for reply in replies for token in reply.token_ids)
+    assert all(len(reply.token_ids) > 0 or not reply.hit_budget for reply in replies)

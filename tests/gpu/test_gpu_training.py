@@ -31,6 +31,7 @@ WORKER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+    "USE_HUB_KERNELS": "0",  # as a sweep's workers run (dynamics.sweep.runtime)
 }
 
 

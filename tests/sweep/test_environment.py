@@ -19,6 +19,7 @@ BUILTIN = {"builtin": {"hidden_size": 8, "intermediate_size": 8, "num_hidden_lay
 SET_BY_PREPARE = (
     "TOKENIZERS_PARALLELISM",
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S",
+    "USE_HUB_KERNELS",
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER",
     "RAY_USAGE_STATS_ENABLED",
     "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S",
@@ -232,3 +233,17 @@ gcsfuse /mnt/my\\040bucket fuse.gcsfuse rw 0 0
 )
 def test_the_filesystem_of_a_path_is_its_deepest_mount(path, kind):
     assert filesystem_type(Path(path), MOUNTS) == kind
+
+
+def test_workers_use_no_hub_kernels_unless_the_user_opts_in(clean_env):
+    # transformers fetches kernels from the hub at run time on CUDA; a sweep's workers get them only on request.
+    assert prepare_environment(config())["USE_HUB_KERNELS"] == "0"
+    clean_env.setenv("USE_HUB_KERNELS", "1")
+    assert prepare_environment(config())["USE_HUB_KERNELS"] == "1"
+
+
+def test_the_switch_is_the_one_transformers_reads(clean_env):
+    from transformers.integrations import hub_kernels
+
+    clean_env.setenv("USE_HUB_KERNELS", prepare_environment(config())["USE_HUB_KERNELS"])
+    assert not hub_kernels._kernels_enabled()
