@@ -122,6 +122,12 @@ def chat(i: int, roles: tuple[str, str] = ("human", "gpt")) -> dict[str, Any]:
     }
 
 
+def empty_file(tmp_path: Path, name: str) -> str:
+    path = tmp_path / name
+    path.write_text("")
+    return str(path)
+
+
 def doit_study(test_record: dict[str, Any]) -> Callable[[Path, dict[str, Any]], list[str]]:
     """A DoIT tree of two training files and one test file holding `test_record`."""
 
@@ -374,6 +380,25 @@ CASES = [
         "a DoIT item ranked by perplexity without its choices",
         doit_study({"messages": [{"role": "user", "content": "Pick."}], "question_format": 1, "type": "history"}),
         ["history_test.json", "line 1", "choices", "expected a list of strings"],
+    ),
+    Case(
+        "an empty out-of-distribution set",
+        with_config(
+            **{
+                "evaluate.sets": lambda t: [
+                    {
+                        "name": "ood",
+                        "source": {"source": "sharegpt", "path": empty_file(t, "ood.jsonl"), "split": "all"},
+                    }
+                ]
+            }
+        ),
+        ["study.yaml", "evaluation set 'ood'", "ood.jsonl", "evaluate.sets[0].source"],
+    ),
+    Case(
+        "a valid set from data without a valid split",
+        with_config(**{"evaluate.sets": [{"name": "valid", "split": "valid"}]}),
+        ["study.yaml", "evaluate.sets[0].split", "'valid' is empty", "no 'valid' rows", "builtin"],
     ),
     Case(
         "tokenizer without the EOS its template ends replies with",

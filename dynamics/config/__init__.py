@@ -16,7 +16,7 @@ from dynamics.config.data import (
     named_recipe,
 )
 from dynamics.config.errors import ConfigError
-from dynamics.config.evaluate import EvaluateConfig, InLoopMetrics, RewardModelConfig
+from dynamics.config.evaluate import EvalSetConfig, EvaluateConfig, InLoopMetrics, RewardModelConfig, SelectConfig
 from dynamics.config.loading import load_config, parse_config
 from dynamics.config.overrides import parse_overrides
 from dynamics.config.schema import (
@@ -44,6 +44,7 @@ __all__ = [
     "CheckpointConfig",
     "ConfigError",
     "DataConfig",
+    "EvalSetConfig",
     "EvalSourceConfig",
     "EvaluateConfig",
     "GridConfig",
@@ -51,6 +52,7 @@ __all__ = [
     "ModelConfig",
     "Recipe",
     "RewardModelConfig",
+    "SelectConfig",
     "SampleConfig",
     "ScalingConfig",
     "ScalingOverrides",

@@ -8,11 +8,17 @@ resolved against the metric registry by the planning step (`dynamics.sweep.plan`
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from dynamics.config.base import Section
 from dynamics.config.builtin_model import BuiltinModelConfig
+from dynamics.config.data import EvalSourceConfig
 from dynamics.config.paths import ExpandedPath
+
+# Metric keys start with the set's name and an underscore: these would collide with the loop's own keys.
+RESERVED_SET_NAMES = ("test", "train", "eval", "selected", "dropped", "truncated")
 
 
 class InLoopMetrics(Section):
@@ -48,6 +54,36 @@ class RewardModelConfig(Section):
         return self
 
 
+class EvalSetConfig(Section):
+    """A named evaluation set beside the test split (the valid split, an out-of-distribution file, …): its own
+    metrics and cadence, reported under `<name>_<metric>/…` (e.g. `valid_loss/macro`, `ceval_ability/overall`)."""
+
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$", description="Metric prefix: lowercase, digits, '_'.")
+    split: Literal["valid"] | None = Field(None, description="The main data's 'valid' split (one of split/source).")
+    source: EvalSourceConfig | None = Field(
+        None, description="Another data source (DoIT's C-Eval-style files, say): its test rows, or all of them."
+    )
+    metrics: list[str] = Field(["loss"], min_length=1, description="Registered metric names: 'loss', 'rouge_l', ….")
+    every: int | None = Field(None, ge=1, description="Evaluate every k optimizer steps; null = train.eval_every.")
+    subset: int | None = Field(None, ge=1, description="Items scored by its generation metrics (seeded, by task).")
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> EvalSetConfig:
+        if (self.split is None) == (self.source is None):
+            raise ValueError("set exactly one of 'split' (valid) or 'source' (another data source)")
+        if self.name in RESERVED_SET_NAMES:
+            raise ValueError(f"name {self.name!r} is reserved (metric keys of the loop start with it)")
+        return self
+
+
+class SelectConfig(Section):
+    """Checkpoint selection: the evaluation step where `metric` on set `set` is best; the trial's result is the
+    test split's scores at that step (`selected/test_…`)."""
+
+    set: str = Field(..., description="An evaluate.sets name, usually 'valid'.")
+    metric: str = Field("loss", description="One of that set's metrics; its macro (or overall) value decides.")
+
+
 class EvaluateConfig(Section):
     """Generation metrics in the loop and how their replies are decoded (greedy unless `do_sample`)."""
 
@@ -60,6 +96,8 @@ class EvaluateConfig(Section):
     temperature: float = Field(0.9, gt=0, description="Sampling temperature (only with do_sample).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass (only with do_sample).")
     reward_model: RewardModelConfig | None = Field(None, description="The reward model of the `reward` metric.")
+    sets: list[EvalSetConfig] = Field([], description="Named evaluation sets beside the test split (valid, OOD).")
+    select: SelectConfig | None = Field(None, description="Pick the best evaluation step on a set; null = none.")
 
     @model_validator(mode="after")
     def _loss_has_its_cadence(self) -> EvaluateConfig:
@@ -74,4 +112,17 @@ class EvaluateConfig(Section):
         if repeated:
             # One curve per metric: two cadences or subsets would interleave under the same metric key.
             raise ValueError(f"in_loop: metric(s) listed more than once: {repeated}")
+        set_names = [entry.name for entry in self.sets]
+        twice = sorted({name for name in set_names if set_names.count(name) > 1})
+        if twice:
+            raise ValueError(f"sets: name(s) used more than once: {twice}")
+        if self.select is not None:
+            chosen = next((entry for entry in self.sets if entry.name == self.select.set), None)
+            if chosen is None:
+                raise ValueError(f"select.set {self.select.set!r} is not one of evaluate.sets: {set_names or 'none'}")
+            if self.select.metric not in chosen.metrics:
+                raise ValueError(
+                    f"select.metric {self.select.metric!r} is not evaluated on set {chosen.name!r} "
+                    f"(its metrics: {chosen.metrics})"
+                )
         return self

@@ -31,7 +31,7 @@ from dynamics.data.sampling import sample_per_task
 from dynamics.data.schema import build_table, split_of
 from dynamics.ids import first_duplicate
 
-__all__ = ["DataError", "LoadedData", "load_data", "load_examples", "SKIPPED_REPORT"]
+__all__ = ["DataError", "LoadedData", "load_data", "load_eval_source", "load_examples", "SKIPPED_REPORT"]
 SKIPPED_REPORT = "skipped_rows.jsonl"
 SHOWN_LEFT_OUT = 10  # left-out items logged one by one; the report lists every one
 logger = logging.getLogger(__name__)
@@ -119,23 +119,34 @@ def _report(log: ProblemLog, location: str, report_dir: Path | None, report_name
         logger.warning("left out: ... and %d more of %s", len(log.left_out) - SHOWN_LEFT_OUT, location)
 
 
-def _with_test_source(
-    main: _SourceTable, test_source: EvalSourceConfig, seed: int, lenient: bool, report_dir: Path | None
+def load_eval_source(
+    source: EvalSourceConfig, key: str, seed: int, lenient: bool = False, report_dir: Path | None = None
 ) -> pa.Table:
-    """Training rows of `main` plus test rows from another source; an empty result names the key to change."""
-    loaded = _load_format(test_source, seed, lenient, report_dir, report_name=f"test_source_{SKIPPED_REPORT}")
+    """The test rows (split 'test') of an evaluation source configured at `key` (`data.test_source`,
+    `evaluate.sets[0].source`, …): its test split, or every row; an empty result names the key to change."""
+    stem = key.removeprefix("data.").replace(".", "_").replace("[", "_").replace("]", "")
+    report_name = f"{stem}_{SKIPPED_REPORT}"  # data.test_source → test_source_skipped_rows.jsonl
+    loaded = _load_format(source, seed, lenient, report_dir, report_name=report_name)
     test = loaded.table
     if test.num_rows == 0:
-        raise DataError(f"{loaded.origin}: data.test_source loaded no rows{_skipped_note(loaded)}")
-    if test_source.split == "test":
+        raise DataError(f"{loaded.origin}: {key} loaded no rows{_skipped_note(loaded)}")
+    if source.split == "test":
         test = split_of(test, "test")
         if test.num_rows == 0:
-            raise DataError(_no_test_rows(loaded, test_source))
+            raise DataError(_no_test_rows(loaded, source, key))
     else:
         split_field = test.schema.field("split")
         test = test.set_column(
             test.schema.get_field_index("split"), split_field, pa.array(["test"] * test.num_rows, pa.string())
         )
+    return test
+
+
+def _with_test_source(
+    main: _SourceTable, test_source: EvalSourceConfig, seed: int, lenient: bool, report_dir: Path | None
+) -> pa.Table:
+    """Training rows of `main` plus test rows from another source; an empty result names the key to change."""
+    test = load_eval_source(test_source, "data.test_source", seed, lenient, report_dir)
     table = main.table
     own = table.filter(pc.not_equal(table.column("split"), "test"))
     if own.num_rows < table.num_rows:
@@ -143,14 +154,14 @@ def _with_test_source(
     return pa.concat_tables([own, test])
 
 
-def _no_test_rows(loaded: _SourceTable, test_source: EvalSourceConfig) -> str:
+def _no_test_rows(loaded: _SourceTable, test_source: EvalSourceConfig, key: str) -> str:
     """Why a test source gave no test rows, and the keys that give it some."""
     splits = sorted(set(loaded.table.column("split").to_pylist()))
-    fixes = ["data.test_source.split: all (every row a test row)"]
+    fixes = [f"{key}.split: all (every row a test row)"]
     if "split" in FORMATS.get(test_source.source).options.model_fields:
-        fixes.append("data.test_source.options.split: test")
+        fixes.append(f"{key}.options.split: test")
     return (
-        f"{loaded.origin}: the 'test' split is empty: data.test_source.split is 'test' (keep the source's test "
+        f"{loaded.origin}: the 'test' split is empty: {key}.split is 'test' (keep the source's test "
         f"rows), but its {loaded.table.num_rows} row(s) are in split(s) {', '.join(splits)}; set "
         f"{' or '.join(fixes)}{_skipped_note(loaded)}"
     )

@@ -65,9 +65,11 @@ class AbilityEvaluator:
         eval_batch_size: int,
         rank: int,
         world_size: int,
+        prefix: str = "test",
     ):
         if not rows:
-            raise ValueError("the test set is empty: no ability to score")
+            raise ValueError(f"the {prefix} set is empty: no ability to score")
+        self.prefix = prefix
         chosen = stratified_subset([row["id"] for row in rows], [row["task"] for row in rows], subset, seed)
         rows = [rows[position] for position in chosen]
         self.items = [scored_item(row) for row in rows]
@@ -137,4 +139,4 @@ class AbilityEvaluator:
             dist.all_reduce(on_device, op=dist.ReduceOp.SUM)
             sums = on_device.cpu()
         totals = {ability: tuple(row) for ability, row in zip(self.abilities, sums.tolist(), strict=True)}
-        return {f"test_{key}": value for key, value in ability_percentages(totals).items()}
+        return {f"{self.prefix}_{key}": value for key, value in ability_percentages(totals).items()}

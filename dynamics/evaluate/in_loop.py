@@ -68,9 +68,11 @@ class GenerationEvaluator:
         batch_size: int,
         rank: int,
         world_size: int,
+        prefix: str = "test",
     ):
         if not items:
-            raise ValueError("the test set is empty: nothing to generate replies for")
+            raise ValueError(f"the {prefix} set is empty: nothing to generate replies for")
+        self.prefix = prefix
         chosen = stratified_subset([item.item_id for item in items], [item.task for item in items], subset, seed)
         self.items = [items[position] for position in chosen]
         self.metrics = list(metrics)
@@ -117,8 +119,8 @@ class GenerationEvaluator:
     def _summarise(self, sums: torch.Tensor) -> dict[str, float]:
         metrics: dict[str, float] = {}
         for row, name in enumerate(self.metrics):
-            metrics |= per_task_means(f"test_{name}", sums[row], self.tasks, self._category_of)
+            metrics |= per_task_means(f"{self.prefix}_{name}", sums[row], self.tasks, self._category_of)
         totals = sums[-2:].sum(dim=1)  # (2, [sum, count]) over every item
-        metrics["test_generation/hit_budget_share"] = float(totals[0, 0] / totals[0, 1])
-        metrics["test_generation/reply_tokens"] = float(totals[1, 0] / totals[1, 1])
+        metrics[f"{self.prefix}_generation/hit_budget_share"] = float(totals[0, 0] / totals[0, 1])
+        metrics[f"{self.prefix}_generation/reply_tokens"] = float(totals[1, 0] / totals[1, 1])
         return metrics

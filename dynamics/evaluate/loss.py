@@ -26,13 +26,16 @@ class TestItem:
     example: EncodedExample
     task: str
     category: str
+    ability: str | None = None  # DoIT's ability label, when the source has one
 
 
 def test_items(test: pa.Table, split: EncodedSplit) -> list[TestItem]:
-    """The scored items of an encoded test table (columns task, category): its dropped rows left out."""
+    """The scored items of an encoded test table (columns task, category, optionally ability): its dropped rows
+    left out."""
     tasks, categories = test.column("task").to_pylist(), test.column("category").to_pylist()
+    abilities = test.column("ability").to_pylist() if "ability" in test.column_names else [None] * test.num_rows
     return [
-        TestItem(example, tasks[row], categories[row])
+        TestItem(example, tasks[row], categories[row], abilities[row])
         for example, row in zip(split.examples, split.kept_positions, strict=True)
     ]
 
@@ -121,10 +124,23 @@ class ExampleNll:
 class TestLossEvaluator:
     """Evaluates a fixed test set; every rank runs the same number of forward passes (ZeRO-3 safe)."""
 
-    def __init__(self, items: Sequence[TestItem], batch_size: int, rank: int, world_size: int, pad_id: int):
+    def __init__(
+        self,
+        items: Sequence[TestItem],
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        pad_id: int,
+        prefix: str = "test",
+    ):
         if not items:
-            raise ValueError("the test set is empty: nothing to evaluate zero-shot loss on")
+            raise ValueError(f"the {prefix} set is empty: nothing to evaluate loss on")
+        self.prefix = prefix
         self.tasks = sorted({item.task for item in items})
+        # Per ability too, where items carry one (Study A: each ability's loss curve beside its score).
+        self.abilities = sorted({item.ability for item in items if item.ability})
+        ability_index = {ability: index for index, ability in enumerate(self.abilities)}
+        self._ability_rows = torch.tensor([ability_index.get(item.ability or "", -1) for item in items])
         self.category_of = {item.task: item.category for item in items}
         task_index = {task: index for index, task in enumerate(self.tasks)}
         self._rows = torch.tensor([task_index[item.task] for item in items])  # (items,) task row of each
@@ -140,7 +156,16 @@ class TestLossEvaluator:
         sums = torch.zeros((len(self.tasks), 2), dtype=torch.float64)  # (tasks, [sum of example means, count])
         sums[:, 0].index_add_(0, self._rows, means)
         sums[:, 1].index_add_(0, self._rows, torch.ones_like(means))
-        return self._summarise(sums)
+        metrics = self._summarise(sums)
+        if self.abilities:
+            labelled = self._ability_rows >= 0
+            rows, kept = self._ability_rows[labelled], means[labelled]
+            by_ability = torch.zeros((len(self.abilities), 2), dtype=torch.float64)
+            by_ability[:, 0].index_add_(0, rows, kept)
+            by_ability[:, 1].index_add_(0, rows, torch.ones_like(kept))
+            for ability, (total, count) in zip(self.abilities, by_ability.tolist(), strict=True):
+                metrics[f"{self.prefix}_loss/ability/{ability}"] = total / count  # mean over its items
+        return metrics
 
     def _summarise(self, sums: torch.Tensor) -> dict[str, float]:
-        return per_task_means("test_loss", sums, self.tasks, self.category_of)
+        return per_task_means(f"{self.prefix}_loss", sums, self.tasks, self.category_of)

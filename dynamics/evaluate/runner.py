@@ -74,8 +74,10 @@ class InLoopEvaluation:
         loss_batch_size: int,
         reward: RewardScoring | None = None,
         synced: bool = False,
+        prefix: str = "test",
     ) -> InLoopEvaluation:
-        """The runner of a trial: `test_rows` (id, task, category, messages, references) feed its generation groups."""
+        """The runner of one evaluation set (the test split unless `prefix` names another): `test_rows` (id, task,
+        category, messages, references) feed its generation groups, whose metrics start with `prefix`."""
         config = config or EvaluateConfig()
         groups = []
         if config.in_loop:
@@ -85,7 +87,7 @@ class InLoopEvaluation:
                 evaluator = None
                 if text_metrics:
                     evaluator = GenerationEvaluator(
-                        items, text_metrics, group.subset, seed, config.batch_size, rank, world_size
+                        items, text_metrics, group.subset, seed, config.batch_size, rank, world_size, prefix
                     )
                 abilities = None
                 if "ability" in group.metrics:
@@ -101,6 +103,7 @@ class InLoopEvaluation:
                         loss_batch_size,
                         rank,
                         world_size,
+                        prefix,
                     )
                 groups.append(GenerationGroup(group.every, evaluator, abilities))
         stops = Stops.of(template, tokenizer)
@@ -144,3 +147,30 @@ class InLoopEvaluation:
                     )
             metrics["eval_s/generation"] = time.perf_counter() - started
         return metrics
+
+
+class EvaluationSuite:
+    """The test split's evaluation and each named set's (`evaluate.sets`), run as one: due when any of them is,
+    their metrics merged (their keys never collide: each starts with its set's name), and their seconds summed
+    per kind, so `eval_s/loss` and `eval_s/generation` stay the whole cost of evaluating."""
+
+    def __init__(self, evaluations: Sequence[InLoopEvaluation]):
+        self.evaluations = list(evaluations)
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return any(evaluation.due(step, total_steps) for evaluation in self.evaluations)
+
+    def evaluate(
+        self,
+        step: int,
+        total_steps: int,
+        forward: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor],
+        model,
+    ) -> dict[str, float]:
+        merged: dict[str, float] = {}
+        for evaluation in self.evaluations:
+            if not evaluation.due(step, total_steps):
+                continue
+            for key, value in evaluation.evaluate(step, total_steps, forward, model).items():
+                merged[key] = merged.get(key, 0.0) + value if key.startswith("eval_s/") else value
+        return merged

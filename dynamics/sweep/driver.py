@@ -149,6 +149,7 @@ def _run_sweep(config: SweepConfig, origin: str, resume: bool) -> SweepResult:
                 reward_model=study.reward_model,
                 sweep_run=sweep_run,
                 storage_path=study.storage_path,
+                eval_sets=tuple((name, rows.select(list(TEST_COLUMNS))) for name, rows in study.eval_sets),
             )
             trainable = tune.with_resources(
                 tune.with_parameters(tune_trial, payload=payload), {"CPU": TRIAL_DRIVER_CPU}

@@ -49,6 +49,7 @@ class SweepPayload:
     reward_model: str | None  # evaluate.reward_model materialised: a folder or a hub name
     sweep_run: TrackedRun
     storage_path: str
+    eval_sets: tuple[tuple[str, pa.Table], ...] = ()  # evaluate.sets: (name, TEST_COLUMNS of its rows)
 
     def trial(self, factors: TrialFactors) -> TrialSpec:
         """The spec of the trial at grid point `factors`."""
@@ -94,4 +95,5 @@ class SweepPayload:
             checkpoints=config.checkpoints,
             evaluate=config.evaluate,
             reward_model=self.reward_model,
+            eval_sets=self.eval_sets,
         )

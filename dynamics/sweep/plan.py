@@ -41,6 +41,9 @@ def check_names(config: SweepConfig, origin: str = "<config>") -> None:
     problems = _source_problems("data", config.data)
     if config.data.test_source is not None:
         problems += _source_problems("data.test_source", config.data.test_source)
+    for index, entry in enumerate(config.evaluate.sets):
+        if entry.source is not None:
+            problems += _source_problems(f"evaluate.sets[{index}].source", entry.source)
     try:
         TEMPLATES.get(config.train.template)
     except UnknownName as error:
@@ -71,6 +74,17 @@ def _metric_problems(config: SweepConfig) -> list[tuple[str, str]]:
             if "reward_model" in metric.needs and config.evaluate.reward_model is None:
                 message = f"metric {name!r} needs a reward model: set evaluate.reward_model (builtin or pretrained)"
                 problems.append((f"evaluate.in_loop[{index}].metrics", message))
+    for index, entry in enumerate(config.evaluate.sets):
+        key = f"evaluate.sets[{index}].metrics"
+        for name in entry.metrics:
+            try:
+                metric = METRICS.get(name)
+            except UnknownName as error:
+                problems.append((key, f"set {entry.name!r}: {error}"))
+                continue
+            if "reward_model" in metric.needs and config.evaluate.reward_model is None:
+                message = f"metric {name!r} needs a reward model: set evaluate.reward_model (builtin or pretrained)"
+                problems.append((key, f"set {entry.name!r}: {message}"))
     return problems
 
 

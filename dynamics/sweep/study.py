@@ -14,8 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from dynamics.config import ConfigError, SweepConfig, TrialFactors
+from dynamics.data.problems import DataError
 from dynamics.data.schema import split_of
-from dynamics.data.sources import load_data
+from dynamics.data.sources import load_data, load_eval_source
 from dynamics.models import ModelSource, materialise
 from dynamics.models.reward import materialise_reward_model
 from dynamics.sweep.encoding_checks import check_pretrained_tokenizers, truncation_report
@@ -43,6 +44,7 @@ class PreparedStudy:
     num_cpus: int | None  # CPUs of the embedded Ray to start (what the resources were checked against)
     truncation: tuple[str, ...] = ()  # per model, test tasks whose items truncation cuts or drops
     reward_model: str | None = None  # evaluate.reward_model as workers load it (a folder or a hub name)
+    eval_sets: tuple[tuple[str, pa.Table], ...] = ()  # evaluate.sets: (name, its rows, split 'test'), in order
 
 
 def check_config(config: SweepConfig, origin: str = "<config>") -> None:
@@ -68,6 +70,42 @@ def check_evaluation_subsets(config: SweepConfig, test: pa.Table, origin: str = 
             )
 
 
+def load_eval_sets(
+    config: SweepConfig, table: pa.Table, seed: int, report_dir: Path | None, origin: str = "<config>"
+) -> tuple[tuple[str, pa.Table], ...]:
+    """(name, rows) of every `evaluate.sets` entry: the loaded data's valid split or another source's rows. An
+    empty set fails here, before any Ray work, naming its key and name (its curves would be missing, not zero)."""
+    loaded = []
+    for index, entry in enumerate(config.evaluate.sets):
+        key = f"evaluate.sets[{index}]"
+        if entry.split == "valid":
+            rows = split_of(table, "valid")
+            if rows.num_rows == 0:
+                splits = sorted(set(table.column("split").to_pylist()))
+                raise ConfigError(
+                    f"{origin}: key '{key}.split': evaluation set {entry.name!r} is empty: data source "
+                    f"'{config.data.source}' loaded no 'valid' rows (its splits: {', '.join(splits)})"
+                )
+        else:
+            assert entry.source is not None  # EvalSetConfig holds exactly one of split and source
+            try:
+                rows = load_eval_source(entry.source, f"{key}.source", seed, config.data.lenient, report_dir)
+            except DataError as error:
+                raise DataError(f"{origin}: evaluation set {entry.name!r}: {error}") from None
+        _check_set_subset(rows, entry.subset, entry.name, key, origin)
+        loaded.append((entry.name, rows))
+    return tuple(loaded)
+
+
+def _check_set_subset(rows: pa.Table, subset: int | None, name: str, key: str, origin: str) -> None:
+    tasks = len(set(rows.column("task").to_pylist()))
+    if subset is not None and subset < tasks:
+        raise ConfigError(
+            f"{origin}: key '{key}.subset': {subset} items cannot hold one of each of the {tasks} tasks of "
+            f"evaluation set {name!r}: set at least {tasks}, or null for the whole set"
+        )
+
+
 def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
     """Check every name, load the data, fix the volumes and the trial table, build the models; on a cluster,
     after joining it (`start_ray`)."""
@@ -90,6 +128,7 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
     train_pool, test = split_of(loaded.table, "train"), split_of(loaded.table, "test")
     config = resolve_volumes(config, train_pool.num_rows)
     check_evaluation_subsets(config, test, origin)
+    eval_sets = load_eval_sets(config, loaded.table, min(config.grid.seed), workdir, origin)
     models = {key: materialise(key, config.models[key], workdir) for key in config.grid.model}
     truncation = tuple(truncation_report(config, models, test, tokenizers, origin))
     for line in truncation:
@@ -109,4 +148,5 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
         num_cpus,
         truncation,
         reward_model,
+        eval_sets,
     )

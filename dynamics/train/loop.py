@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,42 +22,20 @@ import pyarrow as pa
 import torch
 import torch.distributed as dist
 
-from dynamics.config import CheckpointConfig, EvaluateConfig, TrainConfig
-from dynamics.evaluate.loss import TestLossEvaluator, test_items
-from dynamics.evaluate.runner import InLoopEvaluation
-from dynamics.models import ModelSource
+from dynamics.evaluate.selection import selected_scores
 from dynamics.text.census import EncodedSplit, encode_split
 from dynamics.text.templates import TEMPLATES
-from dynamics.tracking import TrackedRun
 from dynamics.train import checkpoints, eval_checkpoints
 from dynamics.train.deepspeed_setup import deepspeed_config
+from dynamics.train.inputs import WorkerInputs
 from dynamics.train.optimizer import build_optimizer, build_scheduler
 from dynamics.train.sharding import StepPlan
 from dynamics.train.steps import on_device, train_step
 from dynamics.train.throughput import ThroughputMeter, peak_flops_per_device
+from dynamics.train.trial_evaluation import build_trial_evaluation
 from dynamics.train.worker_model import load_for_training, model_hidden_size, seed_torch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkerInputs:
-    """Everything a worker needs, passed whole through `train_loop_config` (no dict round-trips)."""
-
-    model: ModelSource
-    train: TrainConfig
-    arranged: pa.Table  # the training items in training order: id, messages
-    test: pa.Table  # the test set: id, task, category, messages (and references, for generation metrics)
-    run: TrackedRun | None = None  # the trial's MLflow run; rank 0 logs to it
-    trial_started_at: float | None = None  # time.time() when the Tune trial began, for start-up figures
-    seed: int = 0  # the trial's seed: model init of new rows, dropout, per-epoch reshuffles
-    checkpoints: CheckpointConfig | None = None  # resume checkpoints; None = none (nothing to resume from)
-    eval_root: str | None = None  # where eval checkpoints go (local path or URI); None = none are written
-    evaluate: EvaluateConfig | None = None  # generation metrics in the loop; None = test loss only
-    reward_model: str | None = None  # folder or hub name of evaluate.reward_model, resolved on the driver
-    # Called on every rank after each optimizer step with (rank, steps completed, engine): for tests that kill
-    # a worker or read its weights at a chosen step. A sweep never sets it.
-    after_step: Callable[[int, int, Any], None] | None = None
 
 
 def _device_name(device: torch.device) -> str:
@@ -153,7 +130,8 @@ def train_worker(
     resumed, skipped = (None, []) if store is None else checkpoints.resume(engine, store, rank, world_size, run_id)
     start, generation = (0, 0) if resumed is None else (resumed.step, resumed.generation)
     _check_ranks_agree(start, world_size)
-    evaluation = _in_loop_evaluation(inputs, prepared, rank, world_size)
+    trial_evaluation = build_trial_evaluation(inputs, tokenizer, test, engine.device, rank, world_size)
+    evaluation = trial_evaluation.suite
     logger = _RankZeroLogger(inputs, rank)
     setup = {"worker_setup_s": time.perf_counter() - started}
     if inputs.trial_started_at is not None:
@@ -172,7 +150,8 @@ def train_worker(
             "dropped_tail_items": plan.dropped_per_epoch * config.epochs,
             "total_steps": plan.total_steps,
             "num_parameters": loaded.num_parameters,
-        },
+        }
+        | trial_evaluation.census,
         step=0,
     )
 
@@ -188,6 +167,7 @@ def train_worker(
     # positions in the arrangement (before dropping), per step
     consumed: list[list[int]] = [] if resumed is None else resumed.consumed
     metrics: dict[str, float] = {}
+    evaluated: dict[int, dict[str, float]] = {}  # step → what this attempt evaluated there
     resume_every = None if inputs.checkpoints is None or store is None else inputs.checkpoints.resume_every
     engine.train()  # from_pretrained returns the model in eval mode; a resumed loop skips the eval that switched it
     for step in range(start, plan.total_steps + 1):
@@ -199,6 +179,7 @@ def train_worker(
             _check_finite_test_loss(metrics, step, rank, consumed, inputs.arranged)
             logger.log(metrics, step)
             logger.flush()
+            evaluated[step] = metrics
         if inputs.eval_root and eval_checkpoints.is_due(inputs.checkpoints, step, plan.total_steps) and not continuing:
             uri = eval_checkpoints.save(engine, tokenizer, step, inputs.eval_root)
             logger.tag({f"eval_checkpoint/{checkpoints.folder_name(step)}": uri})
@@ -230,42 +211,29 @@ def train_worker(
     logger.log(memory, plan.total_steps)
     logger.write_consumed(_gather(consumed, world_size), inputs.arranged.column("id").to_pylist())
     logger.flush()
-    return {"step": plan.total_steps, **metrics, **meter.metrics(), **memory}
+    selected = _select(inputs, logger, evaluated)
+    logger.log(selected, plan.total_steps)
+    logger.flush()
+    return {"step": plan.total_steps, **metrics, **meter.metrics(), **memory, **selected}
 
 
-def _in_loop_evaluation(inputs: WorkerInputs, prepared: PreparedWorker, rank: int, world_size: int) -> InLoopEvaluation:
-    """Test loss on every test item this rank holds, and the configured generation groups."""
-    from dynamics.text.encoding import Truncation
+def _select(inputs: WorkerInputs, logger: _RankZeroLogger, evaluated: dict[int, dict[str, float]]) -> dict[str, float]:
+    """`selected/…`: the step where evaluate.select's metric is best and the test scores there (none unless
+    configured). Rank 0 reads the run's whole history (steps a resumed attempt did not evaluate included)."""
+    choice = None if inputs.evaluate is None else inputs.evaluate.select
+    if choice is None:
+        return {}
+    prefixes = ("test_", f"{choice.set}_")
+    history = logger.history(prefixes) if logger.run_id is not None else _as_history(evaluated)
+    return selected_scores(history, choice.set, choice.metric)
 
-    config, tokenizer = inputs.train, prepared.tokenizer
-    loss = TestLossEvaluator(
-        test_items(inputs.test, prepared.test), config.eval_batch_size, rank, world_size, tokenizer.pad_token_id
-    )
-    reward = None
-    if inputs.evaluate is not None and inputs.reward_model is not None:
-        from dynamics.models.reward import RewardScorer, load_reward_model, reward_model_on_this_node
 
-        settings = inputs.evaluate.reward_model
-        source = reward_model_on_this_node(inputs.reward_model, settings)  # a tiny one may need rebuilding here
-        dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-        loaded = load_reward_model(source, dtype=dtype, device=prepared.engine.device)
-        reward = RewardScorer(loaded.model, loaded.tokenizer, settings.batch_size, settings.max_length)
-    return InLoopEvaluation.build(
-        loss,
-        config.eval_every,
-        inputs.test.to_pylist() if inputs.evaluate is not None and inputs.evaluate.in_loop else [],
-        inputs.evaluate,
-        tokenizer,
-        TEMPLATES.get(config.template),
-        config.max_length,
-        Truncation.of(config),
-        inputs.seed,
-        rank,
-        world_size,
-        config.eval_batch_size,
-        reward,
-        synced=config.zero_stage == 3 and world_size > 1,
-    )
+def _as_history(evaluated: dict[int, dict[str, float]]) -> dict[str, list[tuple[int, float]]]:
+    history: dict[str, list[tuple[int, float]]] = {}
+    for step, metrics in sorted(evaluated.items()):
+        for key, value in metrics.items():
+            history.setdefault(key, []).append((step, value))
+    return history
 
 
 def _peak_memory(device: torch.device) -> dict[str, float]:
@@ -349,6 +317,18 @@ class _RankZeroLogger:
     def flush(self) -> None:
         if self._buffer is not None:
             self._buffer.flush()
+
+    def history(self, prefixes: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+        """key → (step, value) from the run for every key starting with one of `prefixes` (per-task ones left
+        out: a reader compares trials by their aggregates)."""
+        assert self._run is not None
+        client = self._run.client
+        logged = client.get_run(self._run.run_id).data.metrics
+        keys = sorted(key for key in logged if key.startswith(prefixes) and "/task/" not in key)
+        return {
+            key: [(point.step, point.value) for point in client.get_metric_history(self._run.run_id, key)]
+            for key in keys
+        }
 
     def write_consumed(self, per_rank: list[list[list[int]]], train_ids: list[str]) -> None:
         """The audit trail: per rank, per step, the arrangement positions and ids it trained on."""

@@ -42,6 +42,7 @@ class TrialSpec:
     checkpoints: CheckpointConfig = CheckpointConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     reward_model: str | None = None  # folder or hub name of evaluate.reward_model, materialised on the driver
+    eval_sets: tuple[tuple[str, pa.Table], ...] = ()  # evaluate.sets: (name, its rows as `test` has them)
 
 
 def worker_resources(scaling: ScalingConfig) -> dict[str, float]:
@@ -104,6 +105,7 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
         eval_root=f"{spec.storage_path.rstrip('/')}/{run_name}/eval",
         evaluate=spec.evaluate,
         reward_model=spec.reward_model,
+        eval_sets=spec.eval_sets,
     )
     trainer = TorchTrainer(
         train_loop_per_worker,

@@ -1,5 +1,7 @@
 """A DoIT-format study with every question type runs through a real trial (Ray Tune → Ray Train, 2 DeepSpeed
-workers) and its run holds per-ability scores, chance scores and the overall mean at every evaluated step."""
+workers) and its run holds per-ability scores, chance scores and the overall mean at every evaluated step; its
+valid split and an out-of-distribution pool are evaluated under their own prefixes, and the step with the best
+valid score is selected, its test scores reported as the trial's result."""
 
 from __future__ import annotations
 
@@ -70,6 +72,20 @@ def _doit_tree(root: Path) -> None:
             }
         ],
     )
+    valid = root / "curated" / "valid"
+    _write(
+        valid / "biology_valid.json",
+        [{"messages": _chat("Which one?" + OPTIONS4, "C"), "question_format": 0, "type": "biology"}],
+    )
+    _write(
+        valid / "math_valid.json",
+        [{"messages": _chat("Twice 2?", "\\boxed{4}"), "answer": "4", "question_format": 0, "type": "math"}],
+    )
+    # An out-of-distribution pool of the user's own (C-Eval-style), fed to the test split of its own source.
+    _write(
+        root / "ood" / "ceval" / "history_ceval.json",
+        [{"messages": _chat("真假：黄河很长。", "正确"), "question_format": 0, "type": "history"}],
+    )
     # Three identical choices: every model ties them, so the item scores exactly 1/3 whatever was learnt.
     _write(
         test / "role_play_test.json",
@@ -94,7 +110,7 @@ def test_a_doit_trial_logs_per_ability_scores_chances_and_the_overall_mean(tmp_p
             "data": {
                 "source": "doit",
                 "path": str(tmp_path / "doit"),
-                "options": {"pools": ["curated/full", "curated/test"]},
+                "options": {"pools": ["curated/full", "curated/valid", "curated/test"]},
             },
             "models": {
                 "tiny": {
@@ -113,7 +129,23 @@ def test_a_doit_trial_logs_per_ability_scores_chances_and_the_overall_mean(tmp_p
                 "eval_every": 1,
                 "max_length": 128,
             },
-            "evaluate": {"in_loop": [{"metrics": ["ability"], "every": 1}], "max_new_tokens": 12},
+            "evaluate": {
+                "in_loop": [{"metrics": ["ability"], "every": 1}],
+                "max_new_tokens": 12,
+                "sets": [
+                    {"name": "valid", "split": "valid", "metrics": ["loss", "ability"]},
+                    {
+                        "name": "ceval",
+                        "source": {
+                            "source": "doit",
+                            "path": str(tmp_path / "doit"),
+                            "options": {"pools": ["ood/ceval"], "split_of_pool": {"ood/ceval": "test"}},
+                        },
+                        "metrics": ["loss", "ability"],
+                    },
+                ],
+                "select": {"set": "valid", "metric": "ability"},
+            },
             "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},
             "checkpoints": {"resume_every": None},
             "tracking": {"experiment": "doit-abilities"},
@@ -151,3 +183,29 @@ def test_a_doit_trial_logs_per_ability_scores_chances_and_the_overall_mean(tmp_p
             for a in chance
         ]
         assert value == pytest.approx(sum(per_ability) / len(per_ability))
+
+    # The named sets, each under its own prefix, with loss per ability beside the scores.
+    assert set(metrics).issuperset(
+        {
+            "valid_ability/overall",
+            "valid_ability/biology",
+            "valid_loss/macro",
+            "valid_loss/ability/math",
+            "ceval_ability/history",
+            "ceval_loss/macro",
+            "test_loss/ability/biology",
+        }
+    )
+    assert not any(key.startswith("test_") and "ceval" in key for key in metrics)  # no set leaks into test_
+    # Selection, recomputed from the run's own histories: the best valid overall (earliest on ties), and the
+    # trial's selected test scores equal to those logged at that step.
+    def history(key: str) -> dict[int, float]:
+        return {point.step: point.value for point in client.get_metric_history(child.info.run_id, key)}
+
+    valid_overall = history("valid_ability/overall")
+    best = max(valid_overall.values())
+    expected_step = min(step for step, value in valid_overall.items() if value == best)
+    assert metrics["selected/step"] == expected_step
+    for key in ("test_ability/overall", "test_loss/macro", "test_ability/math"):
+        assert metrics[f"selected/{key}"] == pytest.approx(history(key)[expected_step]), key
+    assert sorted(valid_overall) == sorted(history("test_ability/overall"))  # both evaluated at every step

@@ -266,3 +266,22 @@ def test_every_rank_runs_the_same_number_of_forwards() -> None:
 def test_empty_test_items_raise() -> None:
     with pytest.raises(ValueError, match="test set is empty"):
         loss.TestLossEvaluator([], batch_size=4, rank=0, world_size=1, pad_id=PAD)
+
+
+def test_items_carrying_an_ability_get_a_loss_per_ability_under_the_sets_prefix() -> None:
+    items = [
+        # Ability "math": one uniform and one half-confident example: (log V + log 2) / 2, items weighted equally.
+        loss.TestItem(_example([1, 2, 3], 1), "algebra", "math", "math"),
+        loss.TestItem(_example([HALF_MARK, 1, 2, 3, 4, 5], 1), "geometry", "math", "math"),
+        # Ability "history": one half-confident example; an unlabelled item counts in no ability.
+        loss.TestItem(_example([HALF_MARK, 3, 4], 1), "dates", "history", "history"),
+        loss.TestItem(_example([2, 3], 1), "misc", "other", None),
+    ]
+    evaluator = loss.TestLossEvaluator(items, batch_size=2, rank=0, world_size=1, pad_id=PAD, prefix="valid")
+    metrics = evaluator.evaluate(FakeHalfConfidentModel())
+    log_v, log_2 = math.log(VOCAB), math.log(2)
+    assert metrics["valid_loss/ability/math"] == pytest.approx((log_v + log_2) / 2, rel=1e-6)
+    assert metrics["valid_loss/ability/history"] == pytest.approx(log_2, rel=1e-6)
+    assert {key for key in metrics if "/ability/" in key} == {"valid_loss/ability/math", "valid_loss/ability/history"}
+    assert metrics["valid_loss/macro"] == pytest.approx((log_v + log_2 + log_2 + log_v) / 4, rel=1e-6)
+    assert not any(key.startswith("test_") for key in metrics)
