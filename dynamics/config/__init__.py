@@ -16,7 +16,14 @@ from dynamics.config.data import (
     named_recipe,
 )
 from dynamics.config.errors import ConfigError
-from dynamics.config.evaluate import EvalSetConfig, EvaluateConfig, InLoopMetrics, RewardModelConfig, SelectConfig
+from dynamics.config.evaluate import (
+    CheckpointMetrics,
+    EvalSetConfig,
+    EvaluateConfig,
+    InLoopMetrics,
+    RewardModelConfig,
+    SelectConfig,
+)
 from dynamics.config.loading import load_config, parse_config
 from dynamics.config.overrides import parse_overrides
 from dynamics.config.schema import (
@@ -44,6 +51,7 @@ __all__ = [
     "CheckpointConfig",
     "ConfigError",
     "DataConfig",
+    "CheckpointMetrics",
     "EvalSetConfig",
     "EvalSourceConfig",
     "EvaluateConfig",

@@ -76,6 +76,19 @@ class EvalSetConfig(Section):
         return self
 
 
+class CheckpointMetrics(Section):
+    """Metrics scored on a trial's eval checkpoints once it has trained (`checkpoints.eval_every`), each checkpoint
+    in its own Ray task beside the training of other trials, and logged at its step: what the training loop then
+    need not pay for (a Study B generation pass every 10 steps costs more than the 10 steps on small models)."""
+
+    metrics: list[str] = Field(..., min_length=1, description="Registered metric names: 'rouge_l', 'reward', ….")
+    subset: int | None = Field(None, ge=1, description="Test items their generation metrics score; null = all.")
+    base_model: bool = Field(True, description="Also score the model as loaded, at step 0 (no checkpoint there).")
+    delete_checkpoints: bool = Field(
+        False, description="Delete each eval checkpoint once scored (and its run tag): their disk holds models."
+    )
+
+
 class SelectConfig(Section):
     """Checkpoint selection: the evaluation step where `metric` on set `set` is best; the trial's result is the
     test split's scores at that step (`selected/test_…`)."""
@@ -98,6 +111,9 @@ class EvaluateConfig(Section):
     reward_model: RewardModelConfig | None = Field(None, description="The reward model of the `reward` metric.")
     sets: list[EvalSetConfig] = Field([], description="Named evaluation sets beside the test split (valid, OOD).")
     select: SelectConfig | None = Field(None, description="Pick the best evaluation step on a set; null = none.")
+    on_checkpoints: CheckpointMetrics | None = Field(
+        None, description="Metrics scored on the eval checkpoints after a trial trains; null = none."
+    )
 
     @model_validator(mode="after")
     def _loss_has_its_cadence(self) -> EvaluateConfig:

@@ -350,6 +350,12 @@ class SweepConfig(Section):
                     f"train.global_batch_size ({train.global_batch_size}) must be a multiple of "
                     f"{workers_key} ({scaling.num_workers}) × {micro_key} ({train.micro_batch_size}) = {per_step}"
                 )
+        saved = self.checkpoints.eval_every is not None or self.checkpoints.eval_steps
+        if self.evaluate.on_checkpoints is not None and not saved and not self.evaluate.on_checkpoints.base_model:
+            raise ValueError(
+                "evaluate.on_checkpoints: no eval checkpoint is saved to score: set checkpoints.eval_every or "
+                "checkpoints.eval_steps (or base_model: true)"
+            )
         return self
 
     def train_for(self, model_key: str) -> TrainConfig:

@@ -24,6 +24,7 @@ from dynamics.config import EvaluateConfig, InLoopMetrics, TrainConfig
 from dynamics.evaluate.loss import TestLossEvaluator, test_items
 from dynamics.evaluate.metrics import METRICS
 from dynamics.evaluate.runner import InLoopEvaluation
+from dynamics.models import ModelSource
 from dynamics.text.census import encode_split
 from dynamics.text.encoding import Truncation
 from dynamics.text.templates import TEMPLATES
@@ -80,10 +81,13 @@ def _reward_scorer(request: OfflineEvaluation, device: torch.device, dtype: torc
     return RewardScorer(loaded.model, loaded.tokenizer, settings.batch_size, settings.max_length)
 
 
-def score_checkpoint(uri: str, request: OfflineEvaluation) -> dict[str, float]:
-    """Every requested metric of the checkpoint at `uri` (one process, its best device)."""
-    from dynamics.models import load_model, load_tokenizer
+def score_checkpoint(uri: str | ModelSource, request: OfflineEvaluation) -> dict[str, float]:
+    """Every requested metric of the checkpoint at `uri` (one process, its best device); a ModelSource is a
+    base model, rebuilt here if it is a built-in one this node cannot see."""
+    from dynamics.models import load_model, load_tokenizer, on_this_node
 
+    if isinstance(uri, ModelSource):
+        uri = on_this_node(uri).model
     config = request.train
     folder, temporary = _local_copy(uri)
     try:
@@ -124,19 +128,22 @@ def score_checkpoint(uri: str, request: OfflineEvaluation) -> dict[str, float]:
             ).logits
 
         with torch.inference_mode():
-            return runner.evaluate(0, 0, forward, model)
+            metrics = runner.evaluate(0, 0, forward, model)
+        # Its cost is not the loop's: eval_s/… stays the share of training time spent evaluating.
+        return {key.replace("eval_s/", "scoring_s/", 1): value for key, value in metrics.items()}
     finally:
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)
 
 
 def score_checkpoints(
-    checkpoints: dict[int, str], request: OfflineEvaluation, resources: dict[str, Any] | None = None
+    checkpoints: dict[int, str | ModelSource], request: OfflineEvaluation, resources: dict[str, Any] | None = None
 ) -> dict[int, dict[str, float]]:
     """step → metrics of each checkpoint, one Ray task per checkpoint (`resources`: what each task reserves)."""
     import ray
 
-    task = ray.remote(score_checkpoint).options(**(resources or {"num_cpus": 1}))
+    # DEFAULT: outside the caller's placement group (a Tune trial's holds only a sliver of CPU for its driver).
+    task = ray.remote(score_checkpoint).options(scheduling_strategy="DEFAULT", **(resources or {"num_cpus": 1}))
     request_ref = ray.put(request)
     futures = {step: task.remote(uri, request_ref) for step, uri in checkpoints.items()}
     return {step: ray.get(future) for step, future in futures.items()}

@@ -59,32 +59,31 @@ def check_names(config: SweepConfig, origin: str = "<config>") -> None:
 
 
 def _metric_problems(config: SweepConfig) -> list[tuple[str, str]]:
-    """(key, message) for an unregistered metric, and a metric that needs a reward model none is set for (whether
-    the reward model itself can be loaded here is the preflight's to say)."""
+    """(key, message) for an unregistered metric, a metric in the loop's generation groups that generates
+    nothing, and a metric that needs a reward model none is set for (whether the reward model itself can be
+    loaded here is the preflight's to say)."""
+    listed: list[tuple[str, str, list[str]]] = [
+        (f"evaluate.in_loop[{index}].metrics", "", group.metrics) for index, group in enumerate(config.evaluate.in_loop)
+    ]
+    listed += [
+        (f"evaluate.sets[{index}].metrics", f"set {entry.name!r}: ", entry.metrics)
+        for index, entry in enumerate(config.evaluate.sets)
+    ]
+    if config.evaluate.on_checkpoints is not None:
+        listed.append(("evaluate.on_checkpoints.metrics", "", config.evaluate.on_checkpoints.metrics))
     problems = []
-    for index, group in enumerate(config.evaluate.in_loop):
-        for name in group.metrics:
+    for key, label, names in listed:
+        for name in names:
             try:
                 metric = METRICS.get(name)
             except UnknownName as error:
-                problems.append((f"evaluate.in_loop[{index}].metrics", str(error)))
+                problems.append((key, f"{label}{error}"))
                 continue
-            if "generation" not in metric.needs:
-                problems.append((f"evaluate.in_loop[{index}].metrics", f"metric {name!r} needs no generated reply"))
+            if key.startswith("evaluate.in_loop") and "generation" not in metric.needs:
+                problems.append((key, f"metric {name!r} needs no generated reply"))
             if "reward_model" in metric.needs and config.evaluate.reward_model is None:
                 message = f"metric {name!r} needs a reward model: set evaluate.reward_model (builtin or pretrained)"
-                problems.append((f"evaluate.in_loop[{index}].metrics", message))
-    for index, entry in enumerate(config.evaluate.sets):
-        key = f"evaluate.sets[{index}].metrics"
-        for name in entry.metrics:
-            try:
-                metric = METRICS.get(name)
-            except UnknownName as error:
-                problems.append((key, f"set {entry.name!r}: {error}"))
-                continue
-            if "reward_model" in metric.needs and config.evaluate.reward_model is None:
-                message = f"metric {name!r} needs a reward model: set evaluate.reward_model (builtin or pretrained)"
-                problems.append((key, f"set {entry.name!r}: {message}"))
+                problems.append((key, f"{label}{message}"))
     return problems
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 from dynamics.config import CheckpointConfig, EvaluateConfig, ScalingConfig, TrainConfig
 from dynamics.models import ModelSource
 from dynamics.tracking import TrackedRun, ends_on_error, find_trial_run, start_trial_run
+from dynamics.train.checkpoint_scoring import score_trial_checkpoints
 from dynamics.train.checkpoints import newest_in_storage
 from dynamics.train.loop import WorkerInputs, train_loop_per_worker
 
@@ -129,5 +130,18 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
         except Exception:
             tag_where_it_stopped(run, spec.storage_path, run_name)
             raise
+        scored = spec.evaluate.on_checkpoints
+        if scored is not None:  # a scoring error fails the trial: its metrics would be missing, not zero
+            score_trial_checkpoints(
+                run,
+                scored,
+                spec.train,
+                spec.evaluate,
+                spec.scaling,
+                spec.test,
+                spec.model,
+                spec.reward_model,
+                spec.seed,
+            )
     run.finish()
     return {k: v for k, v in (result.metrics or {}).items() if isinstance(v, int | float)}

@@ -12,6 +12,25 @@ from dynamics.sweep.plan import check_names
 OOD = {"source": "sharegpt", "path": "ood.jsonl", "split": "all"}
 
 
+def _config(**sections):
+    return parse_config(
+        {
+            "models": {
+                "m": {
+                    "builtin": {
+                        "hidden_size": 8,
+                        "intermediate_size": 8,
+                        "num_hidden_layers": 1,
+                        "num_attention_heads": 1,
+                    }
+                }
+            },
+            "grid": {"model": ["m"]},
+            **sections,
+        }
+    )
+
+
 @pytest.mark.parametrize(
     ("sets", "select", "message"),
     [
@@ -36,23 +55,24 @@ def test_a_valid_set_defaults_to_loss_at_the_training_cadence() -> None:
 
 
 def test_an_unregistered_metric_of_a_set_is_named_with_its_key() -> None:
-    config = parse_config(
-        {
-            "models": {
-                "m": {
-                    "builtin": {
-                        "hidden_size": 8,
-                        "intermediate_size": 8,
-                        "num_hidden_layers": 1,
-                        "num_attention_heads": 1,
-                    }
-                }
-            },
-            "grid": {"model": ["m"]},
-            "evaluate": {"sets": [{"name": "ood", "source": OOD, "metrics": ["loss", "rouge_ll"]}]},
-        }
-    )
+    config = _config(evaluate={"sets": [{"name": "ood", "source": OOD, "metrics": ["loss", "rouge_ll"]}]})
     with pytest.raises(ConfigError) as error:
         check_names(config, "study.yaml")
     text = str(error.value)
     assert "evaluate.sets[0].metrics" in text and "'ood'" in text and "did you mean 'rouge_l'" in text
+
+
+def test_scoring_checkpoints_needs_some_to_score() -> None:
+    with pytest.raises(ConfigError, match="no eval checkpoint is saved to score: set checkpoints.eval_every"):
+        _config(evaluate={"on_checkpoints": {"metrics": ["rouge_l"], "base_model": False}})
+    only_base = _config(evaluate={"on_checkpoints": {"metrics": ["rouge_l"]}})  # the base model, at step 0
+    assert only_base.evaluate.on_checkpoints.base_model
+
+
+def test_checkpoint_metrics_are_checked_by_name_and_need_their_reward_model() -> None:
+    config = _config(evaluate={"on_checkpoints": {"metrics": ["exact_matc", "reward"]}}, checkpoints={"eval_every": 10})
+    with pytest.raises(ConfigError) as error:
+        check_names(config, "study.yaml")
+    text = str(error.value)
+    assert "evaluate.on_checkpoints.metrics" in text and "did you mean 'exact_match'" in text
+    assert "'reward' needs a reward model" in text
