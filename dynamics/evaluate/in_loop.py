@@ -69,10 +69,12 @@ class GenerationEvaluator:
         rank: int,
         world_size: int,
         prefix: str = "test",
+        stats_key: str | None = None,
     ):
         if not items:
             raise ValueError(f"the {prefix} set is empty: nothing to generate replies for")
         self.prefix = prefix
+        self.stats_key = stats_key or f"{prefix}_generation"  # where hit_budget_share and reply_tokens go
         chosen = stratified_subset([item.item_id for item in items], [item.task for item in items], subset, seed)
         self.items = [items[position] for position in chosen]
         self.metrics = list(metrics)
@@ -121,6 +123,6 @@ class GenerationEvaluator:
         for row, name in enumerate(self.metrics):
             metrics |= per_task_means(f"{self.prefix}_{name}", sums[row], self.tasks, self._category_of)
         totals = sums[-2:].sum(dim=1)  # (2, [sum, count]) over every item
-        metrics[f"{self.prefix}_generation/hit_budget_share"] = float(totals[0, 0] / totals[0, 1])
-        metrics[f"{self.prefix}_generation/reply_tokens"] = float(totals[1, 0] / totals[1, 1])
+        metrics[f"{self.stats_key}/hit_budget_share"] = float(totals[0, 0] / totals[0, 1])
+        metrics[f"{self.stats_key}/reply_tokens"] = float(totals[1, 0] / totals[1, 1])
         return metrics

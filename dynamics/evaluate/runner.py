@@ -82,12 +82,17 @@ class InLoopEvaluation:
         groups = []
         if config.in_loop:
             items = eval_items(test_rows, tokenizer, template, max_prompt_tokens, truncation)
-            for group in config.in_loop:
+            text_groups = sum(
+                any(METRICS.get(name).aggregation == "tasks" for name in group.metrics) for group in config.in_loop
+            )
+            for index, group in enumerate(config.in_loop):
                 text_metrics = [name for name in group.metrics if METRICS.get(name).aggregation == "tasks"]
                 evaluator = None
                 if text_metrics:
+                    # Each group's decoding figures under its own key once there are several (they differ by subset).
+                    stats_key = f"{prefix}_generation" + (f"/group{index}" if text_groups > 1 else "")
                     evaluator = GenerationEvaluator(
-                        items, text_metrics, group.subset, seed, config.batch_size, rank, world_size, prefix
+                        items, text_metrics, group.subset, seed, config.batch_size, rank, world_size, prefix, stats_key
                     )
                 abilities = None
                 if "ability" in group.metrics:

@@ -47,10 +47,15 @@ def check_pretrained_tokenizers(config: SweepConfig, origin: str = "<config>") -
 
 
 def truncation_report(
-    config: SweepConfig, models: dict[str, ModelSource], test: pa.Table, tokenizers: TokenizerCache, origin: str
+    config: SweepConfig,
+    models: dict[str, ModelSource],
+    test: pa.Table,
+    tokenizers: TokenizerCache,
+    origin: str,
+    label: str = "test",
 ) -> list[str]:
-    """Lines naming, per model, each test task whose items lose reply tokens or drop out; PreflightError when
-    a test task would lose every item."""
+    """Lines naming, per model, each task of the `label` set (the test split, or a named evaluation set) whose
+    items lose reply tokens or drop out; PreflightError when one of its tasks would lose every item."""
     lines: list[str] = []
     for model_key in config.grid.model:
         train = config.train_for(model_key)
@@ -61,9 +66,9 @@ def truncation_report(
         emptied = census.emptied()
         if emptied:
             raise PreflightError(
-                f"{origin}: key 'train.max_length' (model {model_key}): test tasks {', '.join(emptied)} lose every "
-                f"item at max_length {train.max_length} (no reply token is left), so they would vanish from the "
-                "test metrics: raise max_length or remove those tasks from the test set"
+                f"{origin}: key 'train.max_length' (model {model_key}): {label} tasks {', '.join(emptied)} lose "
+                f"every item at max_length {train.max_length} (no reply token is left), so they would vanish from "
+                f"the {label} metrics: raise max_length or remove those tasks from the {label} set"
             )
-        lines += [f"model {model_key}: {line}" for line in census.lines()]
+        lines += [f"model {model_key}: {line}" for line in census.lines(label)]
     return lines

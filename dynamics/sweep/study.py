@@ -131,6 +131,8 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
     eval_sets = load_eval_sets(config, loaded.table, min(config.grid.seed), workdir, origin)
     models = {key: materialise(key, config.models[key], workdir) for key in config.grid.model}
     truncation = tuple(truncation_report(config, models, test, tokenizers, origin))
+    for name, rows in eval_sets:  # a named set thinned by truncation is reported as loudly as the test split
+        truncation += tuple(truncation_report(config, models, rows, tokenizers, origin, f"evaluation set {name!r}"))
     for line in truncation:
         log.warning("%s", line)
     num_cpus = int(capacity.cpus) if capacity is not None and is_local() else None

@@ -75,10 +75,11 @@ class TruncationCensus:
         """Tasks that lose every item: they would vanish from the macro average."""
         return [task.task for task in self.tasks if task.items and task.dropped == task.items]
 
-    def lines(self) -> list[str]:
-        """One line per affected task, plus how many items lose prompt tokens (scored whole unless listed)."""
+    def lines(self, label: str = "test") -> list[str]:
+        """One line per affected task, plus how many items lose prompt tokens (scored whole unless listed);
+        `label` names the set ('test', or an evaluation set's name)."""
         lines = [
-            f"test task {task.task}: {task.dropped} of {task.items} items dropped, {task.reply_cut} replies cut "
+            f"{label} task {task.task}: {task.dropped} of {task.items} items dropped, {task.reply_cut} replies cut "
             f"at max_length {self.max_length}"
             for task in self.tasks
             if task.affected
@@ -86,7 +87,7 @@ class TruncationCensus:
         prompt_cut = sum(task.prompt_cut for task in self.tasks)
         if prompt_cut:
             items = sum(task.items for task in self.tasks)
-            lines.append(f"{prompt_cut} of {items} test items lose prompt tokens at max_length {self.max_length}")
+            lines.append(f"{prompt_cut} of {items} {label} items lose prompt tokens at max_length {self.max_length}")
         return lines
 
 

@@ -94,3 +94,31 @@ def test_loss_and_repeated_metrics_are_refused_in_the_evaluate_section() -> None
         EvaluateConfig(in_loop=[{"metrics": ["rouge_l"], "every": 2}, {"metrics": ["rouge_l"], "every": 8}])
     with pytest.raises(ValidationError, match="exactly one of 'builtin' or 'pretrained'"):
         RewardModelConfig(builtin=SIZES, pretrained=str(Path("x")))
+
+
+def test_two_groups_keep_their_decoding_figures_apart_and_a_named_set_its_prefix(setting) -> None:
+    tokenizer, model, rows, _ = setting
+    template = TEMPLATES.get("study_b")
+    config = EvaluateConfig(
+        in_loop=[{"metrics": ["rouge_l"], "every": 1, "subset": 11}, {"metrics": ["exact_match"], "every": 1}],
+        max_new_tokens=4,
+    )
+    common = dict(
+        tokenizer=tokenizer,
+        template=template,
+        max_prompt_tokens=256,
+        truncation=Truncation(),
+        seed=0,
+        rank=0,
+        world_size=1,
+        loss_batch_size=8,
+    )
+    runner = InLoopEvaluation.build(None, 1, rows, config, prefix="ood", **common)
+    metrics = runner.evaluate(1, 1, None, model)
+    assert {key for key in metrics if "_generation/" in key} == {
+        f"ood_generation/group{index}/{figure}" for index in (0, 1) for figure in ("hit_budget_share", "reply_tokens")
+    }
+    assert "ood_rouge_l/macro" in metrics and "ood_exact_match/macro" in metrics
+    assert not any(key.startswith("test_") for key in metrics)
+    alone = InLoopEvaluation.build(None, 1, rows, config.model_copy(update={"in_loop": config.in_loop[:1]}), **common)
+    assert "test_generation/hit_budget_share" in alone.evaluate(1, 1, None, model)  # one group: the plain key

