@@ -175,7 +175,17 @@ def _evaluation_request(args: argparse.Namespace, config: SweepConfig, model_key
     loaded = load_data(
         config.data, seed=min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir
     )
-    test = split_of(loaded.table, "test").select(list(TEST_COLUMNS))
+    test, prefix = split_of(loaded.table, "test"), "test"
+    if args.eval_set is not None:
+        from dynamics.sweep.study import load_eval_sets
+
+        names = [entry.name for entry in config.evaluate.sets]
+        if args.eval_set not in names:
+            listed = names or "none"
+            raise ConfigError(f"--eval-set {args.eval_set!r}: not one of {args.config}'s evaluate.sets: {listed}")
+        sets = dict(load_eval_sets(config, loaded.table, min(config.grid.seed), workdir, str(args.config)))
+        test, prefix = sets[args.eval_set], args.eval_set
+    test = test.select(list(TEST_COLUMNS))
     reward = config.evaluate.reward_model
     return OfflineEvaluation(
         train=config.train if model_key is None else config.train_for(model_key),
@@ -185,6 +195,7 @@ def _evaluation_request(args: argparse.Namespace, config: SweepConfig, model_key
         test_rows=tuple(test.to_pylist()),
         reward_model=materialise_reward_model(reward, workdir) if needs_reward and reward is not None else None,
         seed=min(config.grid.seed),
+        prefix=prefix,
     )
 
 
@@ -303,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--metrics", nargs="+", help="registered metric names (default: loss and the in-loop ones)")
     evaluate.add_argument("--subset", type=int, help="test items the generation metrics score (default: all)")
     evaluate.add_argument("--model", help="the models key whose train settings apply to --checkpoint")
+    evaluate.add_argument("--eval-set", help="an evaluate.sets name to score instead of the test split (e.g. valid)")
     evaluate.set_defaults(handler=_evaluate)
     config_parser = commands.add_parser("config", help="show a config")
     config_commands = config_parser.add_subparsers(dest="config_command", required=True)

@@ -61,3 +61,32 @@ def test_config_show_prints_resolved_values_with_their_descriptions(capsys: pyte
 def test_config_show_fails_like_a_sweep_on_an_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "show", str(OFFLINE), "--set", "train.template=study_c"]) == 2
     assert "key 'train.template': unknown template 'study_c'" in capsys.readouterr().err
+
+
+def test_evaluate_scores_a_named_set_under_its_prefix(tmp_path, capsys, no_ray):
+    import json
+
+    import yaml
+
+    from dynamics.config import BuiltinModelConfig, ModelConfig
+    from dynamics.models import materialise
+
+    sizes = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    folder = materialise("tiny", ModelConfig(builtin=BuiltinModelConfig(**sizes)), tmp_path).model
+    ood = {"source": "builtin", "options": {"per_train_task": 1, "per_test_task": 1}, "split": "test"}
+    config = {
+        "workdir": str(tmp_path / "work"),
+        "data": {"options": {"per_train_task": 2, "per_test_task": 2}},
+        "models": {"tiny": {"builtin": sizes}},
+        "grid": {"model": ["tiny"]},
+        "evaluate": {"sets": [{"name": "ood", "source": ood}]},
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    argv = ["evaluate", "--config", str(path), "--checkpoint", folder, "--metrics", "loss"]
+    assert main([*argv, "--eval-set", "ood"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert "ood_loss/macro" in scores and not any(key.startswith("test_") for key in scores)
+    assert len([key for key in scores if key.startswith("ood_loss/task/")]) == 11  # one item of each test task
+    assert main([*argv, "--eval-set", "valid"]) == 2
+    assert "--eval-set 'valid': not one of" in capsys.readouterr().err

@@ -44,6 +44,7 @@ class OfflineEvaluation:
     test_rows: tuple[dict, ...]  # canonical test rows (id, task, category, messages, references, ability, …)
     reward_model: str | None = None  # a folder or hub name, when a metric needs one
     seed: int = 0
+    prefix: str = "test"  # the metric prefix: 'test', or the evaluate.sets name the rows come from
 
     def __post_init__(self) -> None:
         for name in self.metrics:
@@ -100,7 +101,9 @@ def score_checkpoint(uri: str | ModelSource, request: OfflineEvaluation) -> dict
         loss = None
         if "loss" in request.metrics:
             split = encode_split(test, tokenizer, template, config)
-            loss = TestLossEvaluator(test_items(test, split), config.eval_batch_size, 0, 1, tokenizer.pad_token_id)
+            loss = TestLossEvaluator(
+                test_items(test, split), config.eval_batch_size, 0, 1, tokenizer.pad_token_id, prefix=request.prefix
+            )
         generated = [name for name in request.metrics if name != "loss"]
         groups = [InLoopMetrics(metrics=generated, every=1, subset=request.subset)] if generated else []
         runner = InLoopEvaluation.build(
@@ -117,6 +120,7 @@ def score_checkpoint(uri: str | ModelSource, request: OfflineEvaluation) -> dict
             1,
             config.eval_batch_size,
             _reward_scorer(request, device, dtype),
+            prefix=request.prefix,
         )
 
         def forward(batch: dict[str, torch.Tensor], columns: torch.Tensor) -> torch.Tensor:
