@@ -211,7 +211,7 @@ def train_worker(
     logger.log(memory, plan.total_steps)
     logger.write_consumed(_gather(consumed, world_size), inputs.arranged.column("id").to_pylist())
     logger.flush()
-    selected = _select(inputs, logger, evaluated)
+    selected = _select(inputs, logger, evaluated) if rank == 0 else {}
     logger.log(selected, plan.total_steps)
     logger.flush()
     return {"step": plan.total_steps, **metrics, **meter.metrics(), **memory, **selected}
@@ -219,7 +219,8 @@ def train_worker(
 
 def _select(inputs: WorkerInputs, logger: _RankZeroLogger, evaluated: dict[int, dict[str, float]]) -> dict[str, float]:
     """`selected/…`: the step where evaluate.select's metric is best and the test scores there (none unless
-    configured). Rank 0 reads the run's whole history (steps a resumed attempt did not evaluate included)."""
+    configured). Rank 0's only (Ray Train takes rank 0's result): it reads the run's whole history, steps a resumed
+    attempt did not evaluate included; without a run, what this attempt evaluated."""
     choice = None if inputs.evaluate is None else inputs.evaluate.select
     if choice is None:
         return {}
