@@ -72,20 +72,11 @@ def _local_copy(uri: str) -> tuple[Path, bool]:
     return local, True
 
 
-def _reward_scorer(request: OfflineEvaluation, device: torch.device, dtype: torch.dtype):
-    if request.reward_model is None or request.evaluate.reward_model is None:
-        return None
-    from dynamics.models.reward import RewardScorer, load_reward_model, reward_model_on_this_node
-
-    settings = request.evaluate.reward_model
-    loaded = load_reward_model(reward_model_on_this_node(request.reward_model, settings), dtype, device)
-    return RewardScorer(loaded.model, loaded.tokenizer, settings.batch_size, settings.max_length)
-
-
 def score_checkpoint(uri: str | ModelSource, request: OfflineEvaluation) -> dict[str, float]:
     """Every requested metric of the checkpoint at `uri` (one process, its best device); a ModelSource is a
     base model, rebuilt here if it is a built-in one this node cannot see."""
     from dynamics.models import load_model, load_tokenizer, on_this_node
+    from dynamics.models.reward import reward_scorer
 
     if isinstance(uri, ModelSource):
         uri = on_this_node(uri).model
@@ -119,7 +110,7 @@ def score_checkpoint(uri: str | ModelSource, request: OfflineEvaluation) -> dict
             0,
             1,
             config.eval_batch_size,
-            _reward_scorer(request, device, dtype),
+            reward_scorer(request.reward_model, request.evaluate.reward_model, dtype, device),
             prefix=request.prefix,
         )
 

@@ -346,3 +346,14 @@ def reward_model_on_this_node(source: str, config: RewardModelConfig) -> str:
         return source
     folder = Path(tempfile.gettempdir()) / "dynamics-models" / Path(source).name
     return save_tiny_reward_model(config.builtin, folder)
+
+
+def reward_scorer(
+    source: str | None, settings: RewardModelConfig | None, dtype: torch.dtype, device: torch.device
+) -> RewardScorer | None:
+    """The scorer of the `reward` metric where one is configured (None otherwise): `source` as the driver
+    materialised it, a tiny one rebuilt here if this node cannot see its folder."""
+    if source is None or settings is None:
+        return None
+    loaded = load_reward_model(reward_model_on_this_node(source, settings), dtype=dtype, device=device)
+    return RewardScorer(loaded.model, loaded.tokenizer, settings.batch_size, settings.max_length)

@@ -61,13 +61,18 @@ def check_config(config: SweepConfig, origin: str = "<config>") -> None:
 def check_evaluation_subsets(config: SweepConfig, test: pa.Table, origin: str = "<config>") -> None:
     """ConfigError when a generation group's subset cannot hold one item of every test task (a task left out of
     it would vanish from that group's macro averages)."""
-    tasks = len(set(test.column("task").to_pylist()))
     for index, group in enumerate(config.evaluate.in_loop):
-        if group.subset is not None and group.subset < tasks:
-            raise ConfigError(
-                f"{origin}: key 'evaluate.in_loop[{index}].subset': {group.subset} items cannot hold one of each of "
-                f"the {tasks} test tasks: set at least {tasks}, or null for the whole test set"
-            )
+        _check_subset(test, group.subset, f"evaluate.in_loop[{index}].subset", "test", origin)
+
+
+def _check_subset(rows: pa.Table, subset: int | None, key: str, label: str, origin: str) -> None:
+    """ConfigError when `subset` items cannot hold one of each task of `rows` (the `label` set)."""
+    tasks = len(set(rows.column("task").to_pylist()))
+    if subset is not None and subset < tasks:
+        raise ConfigError(
+            f"{origin}: key '{key}': {subset} items cannot hold one of each of the {tasks} {label} tasks: set at "
+            f"least {tasks}, or null for the whole {label} set"
+        )
 
 
 def load_eval_sets(
@@ -92,18 +97,9 @@ def load_eval_sets(
                 rows = load_eval_source(entry.source, f"{key}.source", seed, config.data.lenient, report_dir)
             except DataError as error:
                 raise DataError(f"{origin}: evaluation set {entry.name!r}: {error}") from None
-        _check_set_subset(rows, entry.subset, entry.name, key, origin)
+        _check_subset(rows, entry.subset, f"{key}.subset", f"evaluation set {entry.name!r}", origin)
         loaded.append((entry.name, rows))
     return tuple(loaded)
-
-
-def _check_set_subset(rows: pa.Table, subset: int | None, name: str, key: str, origin: str) -> None:
-    tasks = len(set(rows.column("task").to_pylist()))
-    if subset is not None and subset < tasks:
-        raise ConfigError(
-            f"{origin}: key '{key}.subset': {subset} items cannot hold one of each of the {tasks} tasks of "
-            f"evaluation set {name!r}: set at least {tasks}, or null for the whole set"
-        )
 
 
 def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:

@@ -5,7 +5,7 @@ each set (logged, so a thinned set is never silent)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -18,9 +18,6 @@ from dynamics.text.encoding import Truncation
 from dynamics.text.templates import TEMPLATES
 from dynamics.train.inputs import WorkerInputs
 
-if TYPE_CHECKING:
-    from dynamics.evaluate.in_loop import RewardScoring
-
 
 @dataclass(frozen=True)
 class TrialEvaluation:
@@ -28,18 +25,6 @@ class TrialEvaluation:
 
     suite: EvaluationSuite
     census: dict[str, float]
-
-
-def _reward_scorer(inputs: WorkerInputs, device: torch.device) -> RewardScoring | None:
-    if inputs.evaluate is None or inputs.reward_model is None:
-        return None
-    from dynamics.models.reward import RewardScorer, load_reward_model, reward_model_on_this_node
-
-    settings = inputs.evaluate.reward_model
-    source = reward_model_on_this_node(inputs.reward_model, settings)  # a tiny one may need rebuilding here
-    dtype = torch.bfloat16 if inputs.train.precision == "bf16" else torch.float32
-    loaded = load_reward_model(source, dtype=dtype, device=device)
-    return RewardScorer(loaded.model, loaded.tokenizer, settings.batch_size, settings.max_length)
 
 
 def _set_generation(evaluate: EvaluateConfig, entry: EvalSetConfig, every: int) -> EvaluateConfig:
@@ -56,7 +41,11 @@ def build_trial_evaluation(
     configured generation groups, and each named set."""
     config = inputs.train
     template, truncation = TEMPLATES.get(config.template), Truncation.of(config)
-    reward = _reward_scorer(inputs, device)
+    from dynamics.models.reward import reward_scorer
+
+    settings = None if inputs.evaluate is None else inputs.evaluate.reward_model
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    reward = reward_scorer(inputs.reward_model, settings, dtype, device)
     synced = config.zero_stage == 3 and world_size > 1
     common: dict[str, Any] = dict(
         tokenizer=tokenizer,
