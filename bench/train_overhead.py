@@ -15,6 +15,11 @@
    and a tiny reward model's score; greedy, 32 new tokens, the offline study's settings) at every evaluation.
    From the two, one generation pass costs their difference per evaluation; the steady share is then given for
    generation every 10, 20 and 50 steps beside loss every 10. Target ≤ 10%.
+3. The same generation metrics scored beside the loop (`evaluate.on_checkpoints`, while training): loss stays
+   in the loop every 10 steps, an eval checkpoint is published at each of those steps (its write in a
+   background thread), and a scorer thread hands each to a Ray task on the cores the loop leaves free. The
+   loop's share is its loss passes and checkpoint copies over the trial (the loop plus the wait for the last
+   scores after it), and per 10-step interval of a long run; the steps scored are read back from MLflow.
 
 The last line printed is one JSON object. Run from the repository root:
 
@@ -38,7 +43,16 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from dynamics.config import BuiltinModelConfig, EvaluateConfig, ModelConfig, RewardModelConfig, TrainConfig
+from dynamics.config import (
+    BuiltinModelConfig,
+    CheckpointConfig,
+    CheckpointMetrics,
+    EvaluateConfig,
+    ModelConfig,
+    RewardModelConfig,
+    ScalingConfig,
+    TrainConfig,
+)
 from dynamics.data.builtin import generate_builtin
 from dynamics.evaluate.runner import InLoopEvaluation
 from dynamics.models import load_model, load_tokenizer, materialise
@@ -46,7 +60,8 @@ from dynamics.models.reward import materialise_reward_model
 from dynamics.text.batching import collate, token_nll
 from dynamics.text.templates import TEMPLATES
 from dynamics.tracking import start_sweep_run, start_trial_run
-from dynamics.train import loop
+from dynamics.train import eval_checkpoints, loop
+from dynamics.train.checkpoint_scoring import trial_scorer
 from dynamics.train.deepspeed_setup import deepspeed_config
 from dynamics.train.optimizer import build_optimizer, build_scheduler
 from dynamics.train.sharding import StepPlan
@@ -103,8 +118,10 @@ class _Timeline:
     def __init__(self) -> None:
         self.evaluations: list[tuple[float, float]] = []
         self.step_starts: list[float] = []
+        self.saves: list[tuple[float, float]] = []  # eval checkpoints written by the loop
         self._original = InLoopEvaluation.evaluate
         self._original_step = loop.train_step
+        self._original_save = eval_checkpoints.BackgroundWriter.save
 
     def __enter__(self) -> _Timeline:
         original, evaluations, starts, original_step = (
@@ -125,13 +142,23 @@ class _Timeline:
             finally:
                 evaluations.append((begin, time.perf_counter()))
 
+        def timed_save(*args: Any, **kwargs: Any) -> Any:
+            begin = time.perf_counter()
+            try:
+                return original_save(*args, **kwargs)
+            finally:
+                saves.append((begin, time.perf_counter()))
+
+        original_save, saves = self._original_save, self.saves
         InLoopEvaluation.evaluate = timed
         loop.train_step = marked_step
+        eval_checkpoints.BackgroundWriter.save = timed_save
         return self
 
     def __exit__(self, *exc: object) -> None:
         InLoopEvaluation.evaluate = self._original
         loop.train_step = self._original_step
+        eval_checkpoints.BackgroundWriter.save = self._original_save
 
 
 def _intervals(starts: list[float], end: float) -> list[float]:
@@ -210,6 +237,60 @@ def _eval_shares(inputs: loop.WorkerInputs, steps: int) -> tuple[float, float, i
     return evaluating_s / whole_s, steady, evaluations, evaluating_s, whole_s, training_s
 
 
+def _beside_scoring(inputs: loop.WorkerInputs, scored: CheckpointMetrics, steps: int) -> dict[str, float]:
+    """The loop with test loss every 10 steps and an eval checkpoint at each of those steps, which a scorer (a
+    thread here, as in a trial's driver) hands to Ray tasks on the machine's other core while the loop goes on.
+    What the loop pays: its loss passes and checkpoint writes; what the trial pays in all: the loop plus the wait
+    for the last scores after its end."""
+    assert inputs.run is not None and inputs.evaluate is not None
+    scorer = trial_scorer(
+        inputs.run,
+        scored,
+        inputs.train,
+        inputs.evaluate,
+        ScalingConfig(num_workers=1, cpus_per_worker=1),
+        inputs.test,
+        inputs.model,
+        inputs.reward_model,
+        inputs.seed,
+        poll_s=0.5,  # a trial's 2 s would stretch this short run's tail
+    )
+    with _Timeline() as timeline:
+        scorer.start()
+        loop.train_worker(inputs, rank=0, world_size=1)
+        loop_end = time.perf_counter()
+        scorer.finish()
+        done = time.perf_counter()
+    history = inputs.run.client.get_metric_history(inputs.run.run_id, "test_rouge_l/macro")  # what the run holds
+    scored_steps = sorted(point.step for point in history)
+    marks, saves = timeline.evaluations, timeline.saves
+    evaluating = sum(end - begin for begin, end in marks)
+    saving = sum(end - begin for begin, end in saves)
+    whole = loop_end - marks[0][0]
+    training = whole - evaluating - saving - (loop_end - marks[-1][1])
+    one_pause = evaluating / len(marks) + saving / len(saves)  # a loss pass and a checkpoint write, every 10 steps
+    return {
+        "share": (evaluating + saving) / (whole + done - loop_end),
+        "steady_share": one_pause / (one_pause + training / steps * 10),
+        "loss_s": evaluating,
+        "save_s": saving,
+        "save_ms_each": saving / len(saves) * 1e3,
+        "loop_s": whole,
+        "wait_after_loop_s": done - loop_end,
+        "step_s": training / steps,
+        "scored_steps": scored_steps,
+    }
+
+
+def _start_local_ray(cpus: int) -> None:
+    """An embedded Ray on 127.0.0.1 for the scoring tasks, with the environment a sweep gives its workers."""
+    from dynamics.config import SweepConfig
+    from dynamics.sweep.runtime import prepare_environment, start_ray
+
+    sizes = BuiltinModelConfig(**TINY_REWARD_SIZES)  # any built-in model: only the environment counts here
+    start_ray(prepare_environment(SweepConfig(models={"m": ModelConfig(builtin=sizes)}, grid={"model": ["m"]})), cpus)
+
+
 def training_s_of(shares: tuple[float, float, int, float, float, float], steps: int) -> float:
     """Seconds per optimizer step of a measured run."""
     return shares[5] / steps
@@ -261,6 +342,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         evaluate=generating,
         reward_model=materialise_reward_model(reward, folder),
     )
+    scored = CheckpointMetrics(metrics=list(generating.in_loop[0].metrics), delete_checkpoints=True)
+    beside_scoring = loop.WorkerInputs(
+        source,
+        cadence_config,
+        arranged,
+        test,
+        run=start_trial_run(sweep, "cadence-beside-scoring", {}),
+        seed=0,
+        checkpoints=CheckpointConfig(eval_every=10),
+        eval_root=str(folder / "eval"),
+        evaluate=generating.model_copy(update={"in_loop": []}),
+        reward_model=with_generation.reward_model,
+    )
     print(
         f"tiny LLaMA {args.hidden_size}/{args.intermediate_size}, {args.layers} layers, {source.num_parameters:,} "
         f"parameters, fp32, ZeRO {args.zero_stage}; {arranged.num_rows} train rows = {args.steps} steps of "
@@ -280,6 +374,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     our_median, bare_median = statistics.median(our_steps), statistics.median(bare_steps)
     loss_only = _eval_shares(cadence, args.steps)
     generation = _eval_shares(with_generation, args.steps)
+    _start_local_ray(cpus=max(1, (os.cpu_count() or 2) - args.threads))  # the cores the loop leaves free
+    beside = _beside_scoring(beside_scoring, scored, args.steps)
     share, steady_share, evaluations, evaluating_s, whole_s, _ = loss_only
     print(f"our loop: {ours_s / args.steps * 1e3:.1f} ms/step (runs {', '.join(f'{s:.2f}' for s in ours)} s)")
     print(f"bare DeepSpeed: {bare_s / args.steps * 1e3:.1f} ms/step (runs {', '.join(f'{s:.2f}' for s in bare)} s)")
@@ -309,6 +405,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + ", ".join(f"generation every {k} → {100 * v:.1f}%" for k, v in steady_by_cadence.items())
         + " of a long run (loss every 10)"
     )
+    print(
+        f"generation metrics scored on eval checkpoints beside the loop (Ray tasks on the other core): the loop "
+        f"paid {beside['loss_s']:.2f} s of loss passes + {beside['save_s']:.2f} s of checkpoint writes "
+        f"({beside['save_ms_each']:.0f} ms each) in {beside['loop_s']:.2f} s, then waited "
+        f"{beside['wait_after_loop_s']:.2f} s for the last scores = {100 * beside['share']:.1f}% of the trial; "
+        f"{100 * beside['steady_share']:.1f}% per 10-step interval of a long run (target <= 10%); a step "
+        f"{beside['step_s'] * 1e3:.0f} ms beside the scoring vs {step_s * 1e3:.0f} ms alone; steps scored "
+        f"{beside['scored_steps']}"
+    )
     summary = {
         "steps": args.steps,
         "our_step_ms": round(ours_s / args.steps * 1e3, 2),
@@ -329,6 +434,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "eval_s": round(evaluating_s, 3),
         "loop_s": round(whole_s, 3),
         "test_examples": test.num_rows,
+        "eval_share_beside_scoring": round(beside["share"], 4),
+        "eval_share_steady_beside_scoring": round(beside["steady_share"], 4),
+        "eval_checkpoint_write_ms": round(beside["save_ms_each"], 1),
+        "wait_for_scores_after_loop_s": round(beside["wait_after_loop_s"], 3),
+        "step_ms_beside_scoring": round(beside["step_s"] * 1e3, 2),
+        "steps_scored_beside": len(beside["scored_steps"]),
     }
     print(json.dumps(summary))
     return summary

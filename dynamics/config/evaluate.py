@@ -77,15 +77,20 @@ class EvalSetConfig(Section):
 
 
 class CheckpointMetrics(Section):
-    """Metrics scored on a trial's eval checkpoints once it has trained (`checkpoints.eval_every`), each checkpoint
-    in its own Ray task beside the training of other trials, and logged at its step: what the training loop then
-    need not pay for (a Study B generation pass every 10 steps costs more than the 10 steps on small models)."""
+    """Metrics scored on a trial's eval checkpoints (`checkpoints.eval_every`), each checkpoint in its own Ray task,
+    and logged at its step: what the training loop then need not pay for (on one worker, a Study B generation pass
+    every 10 steps costs more than a quarter of the 10 steps: prefill and decoding of every item)."""
 
     metrics: list[str] = Field(..., min_length=1, description="Registered metric names: 'rouge_l', 'reward', ….")
     subset: int | None = Field(None, ge=1, description="Test items their generation metrics score; null = all.")
     base_model: bool = Field(True, description="Also score the model as loaded, at step 0 (no checkpoint there).")
     delete_checkpoints: bool = Field(
         False, description="Delete each eval checkpoint once scored (and its run tag): their disk holds models."
+    )
+    while_training: bool = Field(
+        True,
+        description="Score each checkpoint as soon as it is written, beside the training (where the cluster has "
+        "room for a task of one worker's size); false = only once the trial has trained.",
     )
 
 
@@ -112,7 +117,7 @@ class EvaluateConfig(Section):
     sets: list[EvalSetConfig] = Field([], description="Named evaluation sets beside the test split (valid, OOD).")
     select: SelectConfig | None = Field(None, description="Pick the best evaluation step on a set; null = none.")
     on_checkpoints: CheckpointMetrics | None = Field(
-        None, description="Metrics scored on the eval checkpoints after a trial trains; null = none."
+        None, description="Metrics scored on the eval checkpoints, in Ray tasks beside the trial; null = none."
     )
 
     @model_validator(mode="after")

@@ -5,7 +5,8 @@ in fp32 with Adam), an eval checkpoint is what a later `from_pretrained` needs: 
 weights (2 bytes a parameter), written to `<storage_path>/<train run>/eval/step-NNNNNNNN/` outside Ray's
 manager, so that evaluation can delete it when done. Rank 0 writes it; under ZeRO-3 every rank takes part in
 gathering the partitioned weights, one layer at a time onto rank 0's host memory (DeepSpeed's consolidation),
-so no rank ever holds the whole model on its device.
+so no rank ever holds the whole model on its device. In the training loop, `BackgroundWriter` writes it while
+training goes on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,19 +50,96 @@ def _bf16_state_dict(engine) -> dict[str, torch.Tensor] | None:
 def save(engine, tokenizer, step: int, root: str) -> str | None:
     """Write the eval checkpoint of `step` under `root` (a local path or a pyarrow-readable URI); its URI on
     rank 0, None on the others. Every rank calls it."""
-    from safetensors.torch import save_file
+    staged = _stage(engine, tokenizer, step)
+    return None if staged is None else _write(staged, root)
 
+
+@dataclass
+class _Staged:
+    """An eval checkpoint in host memory: its weights, and its config and tokenizer already in a local folder."""
+
+    step: int
+    state: dict[str, torch.Tensor]
+    folder: Path
+
+
+def _stage(engine, tokenizer, step: int) -> _Staged | None:
+    """The weights copied to the host (collective under ZeRO-3) and the small files written; rank 0's only."""
     state = _bf16_state_dict(engine)
     if state is None:
         return None
-    local = Path(tempfile.mkdtemp(prefix=f"dynamics-eval-{folder_name(step)}-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"dynamics-eval-{folder_name(step)}-"))
+    engine.module.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return _Staged(step, state, folder)
+
+
+def _write(staged: _Staged, root: str) -> str:
+    from safetensors.torch import save_file
+
     try:
-        engine.module.config.save_pretrained(local)
-        tokenizer.save_pretrained(local)
-        save_file(state, str(local / WEIGHTS_FILE), metadata={"format": "pt", "step": str(step)})
-        return _publish(local, f"{root.rstrip('/')}/{folder_name(step)}")
+        metadata = {"format": "pt", "step": str(staged.step)}
+        save_file(staged.state, str(staged.folder / WEIGHTS_FILE), metadata=metadata)
+        return _publish(staged.folder, f"{root.rstrip('/')}/{folder_name(staged.step)}")
     finally:
-        shutil.rmtree(local, ignore_errors=True)
+        shutil.rmtree(staged.folder, ignore_errors=True)
+
+
+class BackgroundWriter:
+    """Eval checkpoints written beside the training: at its step a checkpoint's weights are copied to host memory
+    (every rank takes part under ZeRO-3) and rank 0's thread writes and publishes the folder while the next steps
+    train, so the loop pays the copy, not the write (remote storage, a big model: seconds). One write at a time: a
+    checkpoint due while the previous one is still being written waits for it, so the host holds at most two
+    copies of the weights. `finished()` hands over what is published; `close()` waits for the last one. A failed
+    write raises from the next call, on the training thread."""
+
+    def __init__(self, root: str):
+        self._root = root
+        self._thread: threading.Thread | None = None
+        self._published: list[tuple[int, str]] = []
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def save(self, engine, tokenizer, step: int) -> None:
+        """Start writing the eval checkpoint of `step`. Every rank calls it."""
+        staged = _stage(engine, tokenizer, step)
+        if staged is None:
+            return
+        self._join()
+        self._raise_error()
+        self._thread = threading.Thread(target=self._run, args=(staged,), name=f"eval-{folder_name(step)}", daemon=True)
+        self._thread.start()
+
+    def _run(self, staged: _Staged) -> None:
+        try:
+            uri = _write(staged, self._root)
+        except BaseException as error:  # raised on the training thread by the next call
+            self._error = error
+            return
+        with self._lock:
+            self._published.append((staged.step, uri))
+
+    def finished(self) -> list[tuple[int, str]]:
+        """(step, URI) of every checkpoint published since the last call."""
+        self._raise_error()
+        with self._lock:
+            published, self._published = self._published, []
+        return published
+
+    def close(self) -> list[tuple[int, str]]:
+        """Wait for the write in flight; what `finished()` would give then."""
+        self._join()
+        return self.finished()
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise RuntimeError(f"writing an eval checkpoint under {self._root} failed: {error}") from error
 
 
 def _publish(local: Path, uri: str) -> str:

@@ -170,6 +170,7 @@ def train_worker(
     evaluated: dict[int, dict[str, float]] = {}  # step → what this attempt evaluated there
     resume_every = None if inputs.checkpoints is None or store is None else inputs.checkpoints.resume_every
     engine.train()  # from_pretrained returns the model in eval mode; a resumed loop skips the eval that switched it
+    writer = eval_checkpoints.BackgroundWriter(inputs.eval_root) if inputs.eval_root else None
     for step in range(start, plan.total_steps + 1):
         continuing = resumed is not None and step == start  # its evaluation and checkpoint happened before
         if evaluation.due(step, plan.total_steps) and not continuing:
@@ -180,12 +181,15 @@ def train_worker(
             logger.log(metrics, step)
             logger.flush()
             evaluated[step] = metrics
-        if inputs.eval_root and eval_checkpoints.is_due(inputs.checkpoints, step, plan.total_steps) and not continuing:
-            uri = eval_checkpoints.save(engine, tokenizer, step, inputs.eval_root)
-            logger.tag({f"eval_checkpoint/{checkpoints.folder_name(step)}": uri})
+        if writer is not None:
+            if eval_checkpoints.is_due(inputs.checkpoints, step, plan.total_steps) and not continuing:
+                writer.save(engine, tokenizer, step)
+            _tag_published(logger, writer.close() if step == plan.total_steps else writer.finished())
         if step == plan.total_steps:
             break
         if resume_every is not None and step % resume_every == 0 and step > 0 and not continuing:
+            if writer is not None:  # a resume from here never writes this step's eval checkpoint again
+                _tag_published(logger, writer.close())
             logger.flush()  # every point up to this step is in the run before the checkpoint that skips them
             saved = time.perf_counter()
             folder = checkpoints.local_folder(step, rank)
@@ -215,6 +219,12 @@ def train_worker(
     logger.log(selected, plan.total_steps)
     logger.flush()
     return {"step": plan.total_steps, **metrics, **meter.metrics(), **memory, **selected}
+
+
+def _tag_published(logger: _RankZeroLogger, published: list[tuple[int, str]]) -> None:
+    """Name each published eval checkpoint in the run (`eval_checkpoint/step-N`): what scoring looks for."""
+    if published:
+        logger.tag({f"eval_checkpoint/{checkpoints.folder_name(step)}": uri for step, uri in published})
 
 
 def _select(inputs: WorkerInputs, logger: _RankZeroLogger, evaluated: dict[int, dict[str, float]]) -> dict[str, float]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from dynamics.config import CheckpointConfig, EvaluateConfig, ScalingConfig, TrainConfig
 from dynamics.models import ModelSource
 from dynamics.tracking import TrackedRun, ends_on_error, find_trial_run, start_trial_run
-from dynamics.train.checkpoint_scoring import score_trial_checkpoints
+from dynamics.train.checkpoint_scoring import CheckpointScorer, trial_scorer
 from dynamics.train.checkpoints import newest_in_storage
 from dynamics.train.loop import WorkerInputs, train_loop_per_worker
 
@@ -124,15 +124,11 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
             failure_config=FailureConfig(max_failures=spec.checkpoints.max_failures, controller_failure_limit=3),
         ),
     )
+    scored = spec.evaluate.on_checkpoints
+    scorer: CheckpointScorer | None = None
     with ends_on_error(run):
-        try:
-            result = trainer.fit()
-        except Exception:
-            tag_where_it_stopped(run, spec.storage_path, run_name)
-            raise
-        scored = spec.evaluate.on_checkpoints
-        if scored is not None:  # a scoring error fails the trial: its metrics would be missing, not zero
-            score_trial_checkpoints(
+        if scored is not None:
+            scorer = trial_scorer(
                 run,
                 scored,
                 spec.train,
@@ -143,5 +139,18 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
                 spec.reward_model,
                 spec.seed,
             )
+            if scored.while_training:
+                scorer.start()
+        try:
+            result = trainer.fit()
+        except BaseException as error:
+            if scorer is not None:
+                scorer.cancel()
+            if isinstance(error, Exception):
+                tag_where_it_stopped(run, spec.storage_path, run_name)
+            raise
+        if scorer is not None:  # a scoring error fails the trial: its metrics would be missing, not zero
+            steps = scorer.finish()
+            log.info("trial %s: scored the checkpoints of steps %s", spec.name, steps)
     run.finish()
     return {k: v for k, v in (result.metrics or {}).items() if isinstance(v, int | float)}

@@ -1,7 +1,8 @@
-"""`evaluate.on_checkpoints`: a real sweep's trial trains with test loss alone in the loop; once it has trained,
-its eval checkpoints and its base model are scored by Ray tasks (ROUGE-L, exact match, a tiny reward model),
-logged to its run at their steps, and the checkpoints deleted with their tags. Read back from MLflow and the disk;
-the base model's scores are recomputed here, outside the sweep."""
+"""`evaluate.on_checkpoints`: a real sweep's trial trains with test loss alone in the loop; its eval checkpoints
+and its base model are scored by Ray tasks (ROUGE-L, exact match, a tiny reward model; beside the training, the
+default, whose own test shows scores landing before training ends), logged to its run at their steps, and the
+checkpoints deleted with their tags. Read back from MLflow and the disk; the base model's scores are recomputed
+here, outside the sweep."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ SCORED = ["rouge_l", "exact_match", "reward"]
 
 
 @pytest.mark.usefixtures("ray_cluster")
-def test_eval_checkpoints_are_scored_after_training_logged_at_their_steps_and_deleted(tmp_path: Path) -> None:
+def test_eval_checkpoints_are_scored_logged_at_their_steps_and_deleted(tmp_path: Path) -> None:
     work = tmp_path / "work"
     config = load_config(
         OFFLINE,
