@@ -88,6 +88,11 @@ def _sweep(args: argparse.Namespace) -> int:
 
     config = _config(args)
     check_names(config, origin=str(args.config))  # before the driver's imports (torch, transformers, Ray)
+    if args.dry_run:
+        from dynamics.sweep.dry_run import dry_run
+
+        print(dry_run(config, args.mfu, args.device, args.assume_pool, args.assume_tokens))
+        return 0
     refuse_if_busy(Path(config.workdir).expanduser().resolve())  # the same: a busy workdir refused in a second
     from dynamics.sweep.driver import run_sweep
 
@@ -290,6 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="continue the sweep of this name: only its unfinished trials run, each from its last checkpoint",
             )
+            command.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="print the trial table, each trial's resources and its estimated GPU-hours; start nothing",
+            )
+            command.add_argument("--mfu", type=float, default=0.4, help="MFU the --dry-run estimate assumes")
+            command.add_argument("--device", default="H100", help="GPU the --dry-run estimate assumes (peak FLOP/s)")
+            command.add_argument("--assume-pool", type=int, help="--dry-run: training examples of 'all' if not read")
+            command.add_argument("--assume-tokens", type=float, help="--dry-run: tokens per example (else measured)")
         command.set_defaults(handler=handlers[name])
     data_parser = commands.add_parser("data", help="inspect a config's data", names=["data.source"])
     data = data_parser.add_subparsers(dest="data_command", required=True)

@@ -4,7 +4,8 @@ Laptop (embedded local Ray, SQLite MLflow store, tiny built-in model and data; o
     python experiments/sweep.py
     python experiments/sweep.py --config experiments/configs/offline.yaml --set grid.seed=[0,1]
 
-Cluster (see cluster/README.md):
+Cluster (see cluster/README.md); first, the trial table and a GPU-hours estimate, with nothing started:
+    python experiments/sweep.py --config experiments/configs/<study>.yaml --dry-run
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python experiments/sweep.py --config experiments/configs/<study>.yaml
 """

@@ -1,0 +1,105 @@
+"""`sweep --dry-run`: the trial table and a GPU-hours estimate, with nothing started. The estimate is checked
+against a hand computation, parameter counts against the models as they are built, and the real command against
+the study configs (no Ray, well under 30 s)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dynamics.config import BuiltinModelConfig, ModelConfig, SweepConfig, load_config
+from dynamics.models import materialise
+from dynamics.sweep.dry_run import Count, DataFacts, dry_run, estimate, parameter_count
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "experiments" / "configs"
+SIZES = BuiltinModelConfig(hidden_size=64, intermediate_size=172, num_hidden_layers=2, num_attention_heads=4)
+
+
+def test_a_builtin_model_and_a_local_folder_are_counted_as_built(tmp_path: Path) -> None:
+    source = materialise("tiny", ModelConfig(builtin=SIZES), tmp_path)
+    from transformers import AutoModelForCausalLM
+
+    built = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(source.model).parameters())
+    assert parameter_count("tiny", ModelConfig(builtin=SIZES)).value == built
+    counted = parameter_count("tiny", ModelConfig(pretrained=source.model))
+    assert counted.value == built and "config.json" in counted.origin
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("meta-llama/Llama-2-7b-hf", 7e9), ("huggyllama/llama-30b", 30e9), ("Qwen/Qwen2.5-0.5B", 0.5e9), ("gpt2", None)],
+)
+def test_a_hub_model_not_on_this_machine_is_sized_from_its_name(name: str, expected: float | None) -> None:
+    count = parameter_count("m", ModelConfig(pretrained=name))
+    assert count.value == expected
+    assert ("assumed from the name" if expected else "unknown") in count.origin
+
+
+def test_the_estimate_is_six_n_tokens_plus_two_n_evaluated_over_mfu_and_peak() -> None:
+    config = SweepConfig(
+        models={"tiny": ModelConfig(builtin=SIZES)},
+        train={"global_batch_size": 16, "micro_batch_size": 8, "eval_every": 10, "precision": "bf16", "epochs": 2},
+        evaluate={"in_loop": [{"metrics": ["rouge_l"], "every": 20, "subset": 30}], "max_new_tokens": 8},
+        scaling={"num_workers": 2, "use_gpu": True, "gpus_per_worker": 1},
+        grid={"volume": [100, "all"], "model": ["tiny"], "permutation": ["random"], "seed": [0]},
+    )
+    facts = DataFacts(
+        Count(400, "given"), Count(50, "given"), {"tiny": Count(120.0, "given")}, {"tiny": Count(80.0, "given")}
+    )
+    trials, basis = estimate(config, facts, mfu=0.5, device="A100")
+    n = parameter_count("tiny", config.models["tiny"]).value
+    assert basis["peaks"]["tiny"] == 312e12  # A100 bf16
+    small, whole = trials
+    # volume 100, 2 epochs, batch 16: 13 steps (the last one smaller); loss at 0, 10, 13; generation at 0, 13
+    assert (small.name, small.steps, small.train_tokens) == ("tiny-v100-random-s0", 13, 100 * 2 * 120.0)
+    evaluated = 3 * 50 * 80.0 + 2 * 30 * (80.0 + 8)
+    assert small.flops == pytest.approx(6 * n * 24_000 + 2 * n * evaluated)
+    assert small.gpu_hours == pytest.approx(small.flops / (0.5 * 312e12) / 3600)
+    assert (whole.volume, whole.steps) == (400, 50)  # 'all' is the pool
+
+
+def test_a_study_config_whose_data_is_elsewhere_still_gets_its_table(tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "study_b_niv2_similarity.yaml", {"data.path": str(tmp_path / "absent")})
+    text = dry_run(config, assume_pool=15_000)
+    assert "llama2-7b-v15000-nft-s0" in text and "8 workers × {CPU 8, GPU 1}" in text
+    assert "data not read on this machine" in text and "15.0k training examples, --assume-pool" in text
+    unknown = dry_run(config)
+    assert "llama2-7b-vall-nft-s0" in unknown and "3 trials unknown" in unknown
+
+
+def test_the_offline_study_is_measured_on_its_data() -> None:
+    import ray
+
+    text = dry_run(load_config(CONFIGS / "offline.yaml"))
+    assert "12 trials" in text and "measured on 1,440 training rows of data source 'builtin'" in text
+    assert not ray.is_initialized()
+
+
+def test_mfu_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="--mfu 40"):
+        dry_run(load_config(CONFIGS / "offline.yaml"), mfu=40)
+
+
+def test_the_command_prints_every_study_table_in_under_30_s(tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "RAY_ADDRESS": ""}
+    for config in sorted(CONFIGS.glob("study_*.yaml")):
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "experiments" / "sweep.py"), "--config", str(config), "--dry-run"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        took = time.perf_counter() - started
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "GPU-hours" in done.stdout and "nothing started" in done.stdout, config.name
+        assert took < 30, (config.name, took)
+        assert not (tmp_path / "runs").exists()  # nothing written: no workdir, no cache, no store
