@@ -120,11 +120,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _arrange(args: argparse.Namespace) -> int:
     from dynamics.arrange.progress import show_progress
-    from dynamics.arrange.stage import build_arrangements
     from dynamics.sweep.interrupts import second_interrupt_forces
     from dynamics.sweep.plan import arrangements_needed
     from dynamics.sweep.runtime import is_local, prepare_environment, start_ray
-    from dynamics.sweep.study import check_config, prepare
+    from dynamics.sweep.study import build_study_arrangements, check_config, prepare
     from dynamics.workdir_lock import hold_workdir
 
     config = _config(args)
@@ -137,7 +136,7 @@ def _arrange(args: argparse.Namespace) -> int:
         start_ray(worker_env, study.num_cpus)
         wanted = arrangements_needed(study.trials)
         with show_progress():  # bars per pass over the pool; Ray Data draws its own for the embeddings
-            refs = build_arrangements(study.train_pool, study.test, study.config.arrange, wanted, study.workdir)
+            refs = build_study_arrangements(study, wanted)
     for key, ref in sorted(refs.items()):
         print(
             f"volume={key.volume} permutation={key.permutation} seed={key.seed} -> {ref.order_path} "

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from dynamics.arrange.artifact import read_derived
-from dynamics.arrange.stage import build_arrangements
 from dynamics.config import GRID_FACTORS, SweepConfig, TrialFactors
 from dynamics.report import report_sweep
 from dynamics.sweep.interrupts import (
@@ -26,13 +25,13 @@ from dynamics.sweep.interrupts import (
     stop_ray,
     threads_now,
 )
-from dynamics.sweep.payload import POOL_COLUMNS, TEST_COLUMNS, ShippedArrangement, SweepPayload, trial_name
+from dynamics.sweep.payload import ShippedArrangement, SweepPayload, shipped_replicates, trial_name
 from dynamics.sweep.plan import arrangements_needed
 from dynamics.sweep.preflight import PreflightError, writable_problem
 from dynamics.sweep.resources import TRIAL_DRIVER_CPU
 from dynamics.sweep.resume import CONFIG_ARTIFACT, existing_sweep, tune_experiment_name
 from dynamics.sweep.runtime import is_local, prepare_environment, start_ray
-from dynamics.sweep.study import check_config, prepare
+from dynamics.sweep.study import build_study_arrangements, check_config, prepare
 from dynamics.tracking import TrackedRun, ends_on_error, start_sweep_run
 from dynamics.train.trial import run_trial, trial_shape
 from dynamics.workdir_lock import hold_workdir
@@ -133,14 +132,13 @@ def _run_sweep(config: SweepConfig, origin: str, resume: bool) -> SweepResult:
                 if study.truncation:
                     sweep_run.log_json("test_truncation.json", list(study.truncation))
             wanted = arrangements_needed(study.trials)
-            refs = build_arrangements(study.train_pool, study.test, config.arrange, wanted, study.workdir)
+            refs = build_study_arrangements(study, wanted)
             if existing is None:  # a resumed sweep's are in its run already (the same bytes: from the cache)
                 for ref in refs.values():
                     sweep_run.log_artifacts(ref.folder, artifact_path=f"arrangements/{Path(ref.folder).name}")
             payload = SweepPayload(
                 config=config,
-                train_pool=study.train_pool.select(list(POOL_COLUMNS)),
-                test=study.test.select(list(TEST_COLUMNS)),
+                replicates=shipped_replicates(study),
                 arrangements={
                     key: ShippedArrangement(ref, Path(ref.order_path).read_bytes(), read_derived(ref))
                     for key, ref in refs.items()
@@ -149,7 +147,6 @@ def _run_sweep(config: SweepConfig, origin: str, resume: bool) -> SweepResult:
                 reward_model=study.reward_model,
                 sweep_run=sweep_run,
                 storage_path=study.storage_path,
-                eval_sets=tuple((name, rows.select(list(TEST_COLUMNS))) for name, rows in study.eval_sets),
             )
             trainable = tune.with_resources(
                 tune.with_parameters(tune_trial, payload=payload), {"CPU": TRIAL_DRIVER_CPU}

@@ -8,7 +8,7 @@ node that cannot see the driver's disk.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +19,9 @@ from dynamics.io import table_from_parquet_bytes
 from dynamics.models import ModelSource
 from dynamics.tracking import TrackedRun
 from dynamics.train.trial import TrialSpec
+
+if TYPE_CHECKING:
+    from dynamics.sweep.study import PreparedStudy
 
 POOL_COLUMNS = ("id", "messages")
 # what the generation metrics and the ability scorer read beside the messages
@@ -40,23 +43,47 @@ def trial_name(factors: TrialFactors) -> str:
 
 
 @dataclass(frozen=True)
-class SweepPayload:
-    config: SweepConfig
+class ShippedReplicate:
+    """One grid seed's data as trials receive it."""
+
     train_pool: pa.Table  # POOL_COLUMNS of every training example
     test: pa.Table  # TEST_COLUMNS of every test example
+    eval_sets: tuple[tuple[str, pa.Table], ...] = ()  # evaluate.sets: (name, TEST_COLUMNS of its rows)
+
+
+def shipped_replicates(study: PreparedStudy) -> dict[int, ShippedReplicate]:
+    """Every seed's data, cut to the columns trials read; seeds that share data share one object (sent once)."""
+    shipped: dict[int, ShippedReplicate] = {}
+    by_object: dict[int, ShippedReplicate] = {}
+    for seed in study.config.grid.seed:
+        replicate = study.replicate(seed)
+        if id(replicate) not in by_object:
+            by_object[id(replicate)] = ShippedReplicate(
+                replicate.train_pool.select(list(POOL_COLUMNS)),
+                replicate.test.select(list(TEST_COLUMNS)),
+                tuple((name, rows.select(list(TEST_COLUMNS))) for name, rows in replicate.eval_sets),
+            )
+        shipped[seed] = by_object[id(replicate)]
+    return shipped
+
+
+@dataclass(frozen=True)
+class SweepPayload:
+    config: SweepConfig
+    replicates: dict[int, ShippedReplicate]  # grid seed → its data
     arrangements: dict[ArrangementKey, ShippedArrangement]
     models: dict[str, ModelSource]
     reward_model: str | None  # evaluate.reward_model materialised: a folder or a hub name
     sweep_run: TrackedRun
     storage_path: str
-    eval_sets: tuple[tuple[str, pa.Table], ...] = ()  # evaluate.sets: (name, TEST_COLUMNS of its rows)
 
     def trial(self, factors: TrialFactors) -> TrialSpec:
         """The spec of the trial at grid point `factors`."""
         config = self.config
+        data = self.replicates[factors.seed]
         shipped = self.arrangements[ArrangementKey(factors.volume, factors.permutation, factors.seed)]
         order_ids = table_from_parquet_bytes(shipped.order).column("id")
-        rows = pc.index_in(order_ids, value_set=self.train_pool.column("id"))
+        rows = pc.index_in(order_ids, value_set=data.train_pool.column("id"))
         if rows.null_count:
             raise ValueError(f"arrangement {shipped.ref.folder} names items that are not in the training pool")
         source = self.models[factors.model]
@@ -87,13 +114,13 @@ class SweepPayload:
             model=source,
             train=train,
             scaling=scaling,
-            arranged=self.train_pool.take(rows),
-            test=self.test,
+            arranged=data.train_pool.take(rows),
+            test=data.test,
             sweep_run=self.sweep_run,
             storage_path=self.storage_path,
             seed=factors.seed,
             checkpoints=config.checkpoints,
             evaluate=config.evaluate,
             reward_model=self.reward_model,
-            eval_sets=self.eval_sets,
+            eval_sets=data.eval_sets,
         )

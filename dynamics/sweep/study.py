@@ -8,11 +8,13 @@ refusing single-host stores needs its node count; joining is cheap and starts no
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
+from dynamics.arrange.artifact import ArrangementKey, ArrangementRef
 from dynamics.config import ConfigError, SweepConfig, TrialFactors
 from dynamics.data.problems import DataError
 from dynamics.data.schema import split_of
@@ -30,12 +32,22 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Replicate:
+    """The data of one grid seed: its own sample of the training pool, the test split and the named sets (a
+    source that samples or generates by seed gives each seed other items; one that does not, the same)."""
+
+    train_pool: pa.Table
+    test: pa.Table
+    eval_sets: tuple[tuple[str, pa.Table], ...] = ()
+
+
+@dataclass(frozen=True)
 class PreparedStudy:
     """Everything validated and built on the driver before any Ray work."""
 
     config: SweepConfig  # volumes resolved against the loaded pool
     workdir: Path
-    train_pool: pa.Table
+    train_pool: pa.Table  # the first seed's (as `replicates`)
     test: pa.Table
     models: dict[str, ModelSource]
     tracking_uri: str
@@ -45,6 +57,13 @@ class PreparedStudy:
     truncation: tuple[str, ...] = ()  # per model, test tasks whose items truncation cuts or drops
     reward_model: str | None = None  # evaluate.reward_model as workers load it (a folder or a hub name)
     eval_sets: tuple[tuple[str, pa.Table], ...] = ()  # evaluate.sets: (name, its rows, split 'test'), in order
+    replicates: dict[int, Replicate] | None = None  # grid seed → its data; every seed of grid.seed
+
+    def replicate(self, seed: int) -> Replicate:
+        """The data the trials of grid seed `seed` train and evaluate on."""
+        if self.replicates is None:
+            return Replicate(self.train_pool, self.test, self.eval_sets)
+        return self.replicates[seed]
 
 
 def check_config(config: SweepConfig, origin: str = "<config>") -> None:
@@ -118,17 +137,18 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
         if problems:
             raise PreflightError("\n".join(f"{origin}: {problem}" for problem in problems))
     tokenizers = check_pretrained_tokenizers(config, origin)  # a tokenizer unfit for its template fails before the data
-    loaded = load_data(
-        config.data, seed=min(config.grid.seed), cache_dir=workdir / "cache" / "data", report_dir=workdir
-    )
-    train_pool, test = split_of(loaded.table, "train"), split_of(loaded.table, "test")
-    config = resolve_volumes(config, train_pool.num_rows)
-    check_evaluation_subsets(config, test, origin)
-    eval_sets = load_eval_sets(config, loaded.table, min(config.grid.seed), workdir, origin)
+    replicates = _shared({seed: _load_replicate(config, seed, workdir, origin) for seed in config.grid.seed})
+    first = replicates[config.grid.seed[0]]
+    # 'all' is the smallest seed's pool (per-task sampling may leave seeds different counts): every seed trains it
+    config = resolve_volumes(config, min(replicate.train_pool.num_rows for replicate in replicates.values()))
     models = {key: materialise(key, config.models[key], workdir) for key in config.grid.model}
-    truncation = tuple(truncation_report(config, models, test, tokenizers, origin))
-    for name, rows in eval_sets:  # a named set thinned by truncation is reported as loudly as the test split
-        truncation += tuple(truncation_report(config, models, rows, tokenizers, origin, f"evaluation set {name!r}"))
+    truncation: tuple[str, ...] = ()
+    for seed, replicate in _distinct(replicates).items():
+        label = "" if len(replicates) == 1 else f" (data of seed {seed})"
+        sets = [("", replicate.test)] + [(f"evaluation set {name!r}", rows) for name, rows in replicate.eval_sets]
+        for set_label, rows in sets:  # a named set thinned by truncation is reported as loudly as the test split
+            lines = truncation_report(config, models, rows, tokenizers, origin, set_label or "test")
+            truncation += tuple(line + label for line in lines if line + label not in truncation)
     for line in truncation:
         log.warning("%s", line)
     num_cpus = int(capacity.cpus) if capacity is not None and is_local() else None
@@ -137,8 +157,8 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
     return PreparedStudy(
         config,
         workdir,
-        train_pool,
-        test,
+        first.train_pool,
+        first.test,
         models,
         tracking_uri,
         storage_path,
@@ -146,5 +166,54 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
         num_cpus,
         truncation,
         reward_model,
-        eval_sets,
+        first.eval_sets,
+        replicates,
     )
+
+
+def _load_replicate(config: SweepConfig, seed: int, workdir: Path, origin: str) -> Replicate:
+    """One seed's data, loaded (or read from the cache) and checked: a seed is a full replicate, down to which
+    items a sampling source draws."""
+    loaded = load_data(config.data, seed=seed, cache_dir=workdir / "cache" / "data", report_dir=workdir)
+    train_pool, test = split_of(loaded.table, "train"), split_of(loaded.table, "test")
+    check_evaluation_subsets(config, test, origin)
+    eval_sets = load_eval_sets(config, loaded.table, seed, workdir, origin)
+    return Replicate(train_pool, test, eval_sets)
+
+
+def _shared(replicates: dict[int, Replicate]) -> dict[int, Replicate]:
+    """The same replicate object for seeds whose data are the same bytes (a source that ignores the seed): held,
+    shipped and arranged once."""
+    from dynamics.io import table_digest
+
+    by_digest: dict[tuple[str, ...], Replicate] = {}
+    shared = {}
+    for seed, replicate in replicates.items():
+        tables = (replicate.train_pool, replicate.test, *(rows for _, rows in replicate.eval_sets))
+        shared[seed] = by_digest.setdefault(tuple(table_digest(table) for table in tables), replicate)
+    return shared
+
+
+def build_study_arrangements(
+    study: PreparedStudy, wanted: Sequence[ArrangementKey]
+) -> dict[ArrangementKey, ArrangementRef]:
+    """Every arrangement in `wanted`, each computed on its own seed's data (or read from the cache)."""
+    from dynamics.arrange.stage import build_arrangements
+
+    refs: dict[ArrangementKey, ArrangementRef] = {}
+    for seed in dict.fromkeys(key.seed for key in wanted):
+        replicate = study.replicate(seed)
+        keys = [key for key in wanted if key.seed == seed]
+        refs |= build_arrangements(replicate.train_pool, replicate.test, study.config.arrange, keys, study.workdir)
+    return {key: refs[key] for key in wanted}
+
+
+def _distinct(replicates: dict[int, Replicate]) -> dict[int, Replicate]:
+    """The replicates whose test data differ (the first seed of each): what a truncation report must cover."""
+    from dynamics.io import table_digest
+
+    seen: dict[tuple[str, ...], int] = {}
+    for seed, replicate in replicates.items():
+        digests = (table_digest(replicate.test), *(table_digest(rows) for _, rows in replicate.eval_sets))
+        seen.setdefault(digests, seed)
+    return {seed: replicates[seed] for seed in seen.values()}

@@ -12,7 +12,7 @@ from dynamics.arrange.artifact import ArrangementKey, ArrangementRef, order_tabl
 from dynamics.config import TrialFactors, load_config
 from dynamics.io import parquet_bytes
 from dynamics.models import ModelSource
-from dynamics.sweep.payload import ShippedArrangement, SweepPayload, trial_name
+from dynamics.sweep.payload import ShippedArrangement, ShippedReplicate, SweepPayload, trial_name
 from dynamics.tracking import TrackedRun
 
 OFFLINE = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "offline.yaml"
@@ -27,8 +27,7 @@ def _payload() -> SweepPayload:
     shipped = ShippedArrangement(ArrangementRef("/arr/x", "f" * 64, 3), parquet_bytes(order), {"w_avg": 0.5})
     return SweepPayload(
         config=load_config(OFFLINE),
-        train_pool=pool,
-        test=test,
+        replicates={0: ShippedReplicate(pool, test)},
         arrangements={ArrangementKey(3, "nft", 0): shipped},
         models={"tiny-2m": ModelSource("/models/tiny", "/models/tiny", 1234)},
         reward_model=None,
