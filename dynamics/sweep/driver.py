@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dynamics.arrange.artifact import read_derived
-from dynamics.config import GRID_FACTORS, SweepConfig, TrialFactors
+from dynamics.config import SweepConfig, TrialFactors
+from dynamics.io import strings_digest, table_from_parquet_bytes
 from dynamics.report import report_sweep
 from dynamics.sweep.interrupts import (
     SweepInterrupted,
@@ -26,7 +27,7 @@ from dynamics.sweep.interrupts import (
     threads_now,
 )
 from dynamics.sweep.payload import ShippedArrangement, SweepPayload, shipped_replicates, trial_name
-from dynamics.sweep.plan import arrangements_needed
+from dynamics.sweep.plan import arrangements_needed, seed_free_models, seed_repeats
 from dynamics.sweep.preflight import PreflightError, writable_problem
 from dynamics.sweep.resources import TRIAL_DRIVER_CPU
 from dynamics.sweep.resume import CONFIG_ARTIFACT, existing_sweep, tune_experiment_name
@@ -61,18 +62,44 @@ class SweepResult:
     truncation: tuple[str, ...] = ()  # per model, test tasks whose items truncation cuts or drops
 
 
+TRIAL_KEY = "trial"  # Tune's config holds the grid point under this key
+SEED_REPEATS_ARTIFACT = "seed_repeats.json"
+
+
+def factors_of(tune_config: dict[str, Any]) -> TrialFactors:
+    """The grid point of a Tune trial's config (a sweep started before points were listed whole has the factors
+    at the top level)."""
+    return TrialFactors.model_validate(tune_config.get(TRIAL_KEY, tune_config))
+
+
+def _seed_repeats(study, shipped: dict) -> dict[TrialFactors, TrialFactors]:
+    """The trials a lower seed's trial already covers to the bit, each logged with the one it repeats."""
+    digests = {
+        key: strings_digest(table_from_parquet_bytes(s.order).column("id").to_pylist()) for key, s in shipped.items()
+    }
+    data = {seed: study.replicate(seed) for seed in study.config.grid.seed}
+    repeats = seed_repeats(study.trials, data, digests, seed_free_models(study.config))
+    for trial, original in repeats.items():
+        log.warning(
+            "trial %s not run: the seed changes nothing in it (same data, same order, a seed-free model); it is %s",
+            trial_name(trial),
+            trial_name(original),
+        )
+    return repeats
+
+
 def tune_trial(factors: dict[str, Any], payload: SweepPayload) -> None:
     """The Tune function: one grid point, one trial, its final metrics reported to Tune."""
     from ray import tune
 
     started = time.time()
-    metrics = run_trial(payload.trial(TrialFactors.model_validate(factors)), started)
+    metrics = run_trial(payload.trial(factors_of(factors)), started)
     tune.report(metrics | {"trial_wall_s": time.time() - started})
 
 
 def failure_line(result: Any) -> str:
     """'<trial>: <cause> (full error: <file>)' for a failed Tune result."""
-    name = trial_name(TrialFactors.model_validate(result.config))
+    name = trial_name(factors_of(result.config))
     error_file = Path(result.path) / "error.txt" if result.path else None
     where = f" (full error: {error_file})" if error_file is not None and error_file.exists() else ""
     return f"{name}: {one_line(result.error)}{where}"
@@ -136,13 +163,18 @@ def _run_sweep(config: SweepConfig, origin: str, resume: bool) -> SweepResult:
             if existing is None:  # a resumed sweep's are in its run already (the same bytes: from the cache)
                 for ref in refs.values():
                     sweep_run.log_artifacts(ref.folder, artifact_path=f"arrangements/{Path(ref.folder).name}")
+            shipped = {
+                key: ShippedArrangement(ref, Path(ref.order_path).read_bytes(), read_derived(ref))
+                for key, ref in refs.items()
+            }
+            repeats = _seed_repeats(study, shipped)
+            if repeats and existing is None:
+                sweep_run.log_json(SEED_REPEATS_ARTIFACT, {trial_name(t): trial_name(o) for t, o in repeats.items()})
+            to_run = [trial for trial in study.trials if trial not in repeats]
             payload = SweepPayload(
                 config=config,
                 replicates=shipped_replicates(study),
-                arrangements={
-                    key: ShippedArrangement(ref, Path(ref.order_path).read_bytes(), read_derived(ref))
-                    for key, ref in refs.items()
-                },
+                arrangements=shipped,
                 models=study.models,
                 reward_model=study.reward_model,
                 sweep_run=sweep_run,
@@ -159,7 +191,8 @@ def _run_sweep(config: SweepConfig, origin: str, resume: bool) -> SweepResult:
             else:
                 tuner = tune.Tuner(
                     trainable,
-                    param_space={factor: tune.grid_search(grid[factor]) for factor in GRID_FACTORS},
+                    # the grid's points less the seed repeats, each point whole: {"trial": {volume, model, …}}
+                    param_space={TRIAL_KEY: tune.grid_search([trial.model_dump() for trial in to_run])},
                     tune_config=tune.TuneConfig(max_concurrent_trials=config.scaling.max_concurrent_trials),
                     run_config=tune.RunConfig(name=tune_name, storage_path=study.storage_path),
                 )

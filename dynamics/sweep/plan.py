@@ -8,7 +8,7 @@ grid's points with volumes fixed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dynamics.arrange.artifact import ArrangementKey
 from dynamics.arrange.orders import permutation
@@ -109,3 +109,38 @@ def arrangements_needed(trials: Sequence[TrialFactors]) -> list[ArrangementKey]:
     """The arrangements the trials train on, each once (models share them), in the trials' order."""
     keys = (ArrangementKey(trial.volume, trial.permutation, trial.seed) for trial in trials)
     return list(dict.fromkeys(keys))
+
+
+def seed_free_models(config: SweepConfig) -> set[str]:
+    """Models whose training the seed cannot move: built-in ones (no dropout, a tokenizer that already holds every
+    role token, so no new embedding rows) trained for one epoch or repeating the arrangement each epoch. A
+    pretrained model may have dropout or gain rows: the seed moves it, so its trials always run."""
+    free = set()
+    for key in config.grid.model:
+        train = config.train_for(key)
+        if config.models[key].builtin is not None and (train.epochs == 1 or train.epoch_order == "repeat"):
+            free.add(key)
+    return free
+
+
+def seed_repeats(
+    trials: Sequence[TrialFactors],
+    data_of_seed: Mapping[int, object],
+    order_digests: Mapping[ArrangementKey, str],
+    free_models: set[str],
+) -> dict[TrialFactors, TrialFactors]:
+    """trial → the trial of a lower seed it would repeat to the bit: the same seed-free model, the same data
+    (`data_of_seed`: one identity per distinct replicate) and the same items in the same order. Run once and
+    report the others as such: a second run would only count one result twice in every interval."""
+    first: dict[tuple, TrialFactors] = {}
+    repeats: dict[TrialFactors, TrialFactors] = {}
+    for trial in sorted(trials, key=lambda factors: factors.seed):
+        if trial.model not in free_models:
+            continue
+        order = order_digests[ArrangementKey(trial.volume, trial.permutation, trial.seed)]
+        signature = (trial.model, trial.volume, trial.permutation, id(data_of_seed[trial.seed]), order)
+        if signature in first:
+            repeats[trial] = first[signature]
+        else:
+            first[signature] = trial
+    return repeats

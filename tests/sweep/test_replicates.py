@@ -73,3 +73,39 @@ def test_random_sampling_draws_other_items_per_seed(tmp_path: Path) -> None:
     )
     ids = [set(study.replicate(seed).train_pool.column("id").to_pylist()) for seed in (0, 1, 2)]
     assert ids[0] != ids[1] and ids[1] != ids[2]
+
+
+def _factors(model: str, volume: int, permutation: str, seed: int):
+    from dynamics.config import TrialFactors
+
+    return TrialFactors(volume=volume, model=model, permutation=permutation, seed=seed)
+
+
+def test_a_trial_is_a_seed_repeat_only_when_model_data_and_order_are_all_the_same() -> None:
+    from dynamics.arrange.artifact import ArrangementKey
+    from dynamics.sweep.plan import seed_repeats
+
+    shared, other = object(), object()
+    data = {0: shared, 1: shared, 2: other}  # seeds 0 and 1 load the same data; seed 2 its own
+    trials = [
+        _factors(model, 90, perm, seed) for model in ("tiny", "big") for perm in ("nft", "rt") for seed in (2, 1, 0)
+    ]
+    orders = {ArrangementKey(90, "nft", seed): "same-order" for seed in (0, 1, 2)}
+    orders |= {ArrangementKey(90, "rt", seed): f"shuffle-{seed}" for seed in (0, 1, 2)}
+    repeats = seed_repeats(trials, data, orders, free_models={"tiny"})
+    # nft seed 1: same data as seed 0 and the same order; seed 2 has other data; rt's order moves with the seed;
+    # 'big' (a model the seed moves) always runs
+    assert repeats == {_factors("tiny", 90, "nft", 1): _factors("tiny", 90, "nft", 0)}
+
+
+def test_only_built_in_models_trained_without_a_seeded_reshuffle_are_seed_free(tmp_path: Path) -> None:
+    from dynamics.sweep.plan import seed_free_models
+
+    config = load_config(CONFIGS / "offline.yaml", {"workdir": str(tmp_path)})
+    assert seed_free_models(config) == {"tiny-0.5m", "tiny-2m"}
+    reshuffled = load_config(CONFIGS / "offline.yaml", {"train.epochs": 2, "train.epoch_order": "reshuffle"})
+    assert seed_free_models(reshuffled) == set()
+    repeated = load_config(CONFIGS / "offline.yaml", {"train.epochs": 2, "train.epoch_order": "repeat"})
+    assert seed_free_models(repeated) == {"tiny-0.5m", "tiny-2m"}
+    pretrained = load_config(CONFIGS / "study_b_niv2_similarity.yaml", {"data.path": str(tmp_path)})
+    assert seed_free_models(pretrained) == set()
