@@ -95,13 +95,24 @@ def client_for(tracking_uri: str) -> MlflowClient:
     return client
 
 
+# MLflow 3's UI opens an experiment without this tag on the GenAI "Overview" of traces, which a sweep has none
+# of; "custom_model_development" ("Machine learning" in the UI) opens it on its runs and their metric charts.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
-    """Id of experiment `name`, created if missing (by this process or by another one at the same moment)."""
+    """Id of experiment `name`, created if missing (by this process or by another one at the same moment), and
+    marked as model training for the UI (an experiment created before the mark gets it now)."""
     experiment = client.get_experiment_by_name(name)
     if experiment:
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_root(client.tracking_uri))
+        return client.create_experiment(
+            name, artifact_location=artifact_root(client.tracking_uri), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except MlflowException as error:
         if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise

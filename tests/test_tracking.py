@@ -105,6 +105,16 @@ def test_an_experiment_created_by_another_process_meanwhile_is_reused(uri: str) 
     assert experiment_id(late, "created-meanwhile") == existing and late.missed
 
 
+def test_the_experiment_is_marked_as_model_training_for_the_ui(uri: str) -> None:
+    client = MlflowClient(uri)
+    start_sweep_run(uri, "marked-at-birth", "s", params={})
+    assert client.get_experiment_by_name("marked-at-birth").tags["mlflow.experimentKind"] == "custom_model_development"
+    older = client.create_experiment("made-before-the-mark")  # as a store from an older version holds it
+    assert "mlflow.experimentKind" not in client.get_experiment(older).tags
+    start_sweep_run(uri, "made-before-the-mark", "s", params={})
+    assert client.get_experiment(older).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_sqlite_paths_of_tracking_uris(tmp_path: Path) -> None:
     assert sqlite_path(f"sqlite:///{tmp_path}/mlflow.db") == tmp_path / "mlflow.db"
     assert sqlite_path("sqlite:///runs/mlflow.db?timeout=20") == Path("runs/mlflow.db")
