@@ -243,7 +243,7 @@ def render(
 ) -> str:
     """The dry run's report: the table, the totals, every assumption."""
     grid = " × ".join(f"{factor} [{', '.join(map(str, values))}]" for factor, values in config.grid.values().items())
-    lines = [f"sweep {config.name}: {len(trials)} trials ({grid}); nothing started", ""]
+    lines = [f"sweep {config.name}: {_trials(len(trials))} ({grid}); nothing started", ""]
     header = ("trial", "resources per trial", "steps", "train tokens", "GPU-hours")
     rows = [
         (t.name, t.shape, "?" if t.steps is None else str(t.steps), _si(t.train_tokens), _gpu_hours(t)) for t in trials
@@ -253,7 +253,7 @@ def render(
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     known = [t.gpu_hours for t in trials if t.gpu_hours is not None]
     lines.append("")
-    summary = f"total: {sum(known):,.2f} GPU-hours on {device} over {len(known)} of {len(trials)} trials"
+    summary = f"total: {sum(known):,.2f} GPU-hours on {device} over {len(known)} of {_trials(len(trials))}"
     on_gpus = [t for t in trials if t.gpus > 0 and t.gpu_hours is not None]
     if on_gpus:
         wall = sum(t.gpu_hours / t.gpus for t in on_gpus) / max(1, config.scaling.max_concurrent_trials)
@@ -261,7 +261,7 @@ def render(
     elif not any(t.gpus > 0 for t in trials):
         summary += " (the config trains on CPUs: the figure is what the same work would take on GPUs)"
     if len(known) < len(trials):
-        summary += f"; {len(trials) - len(known)} trials unknown ('?': see below)"
+        summary += f"; {_trials(len(trials) - len(known))} unknown ('?': see below)"
     lines.append(summary)
     lines.append("assumptions (GPU-seconds = (6·N·train tokens + 2·N·evaluated tokens) / (MFU · peak)):")
     lines.append(f"  MFU {mfu:.0%} (--mfu); device {device} (--device)")
@@ -282,6 +282,10 @@ def render(
         "memory, so its FLOPs understate its time"
     )
     return "\n".join(lines)
+
+
+def _trials(count: int) -> str:
+    return f"{count} trial" if count == 1 else f"{count} trials"
 
 
 def _gpu_hours(trial: TrialEstimate) -> str:
