@@ -22,6 +22,11 @@ def _offline(tmp_path: Path, **changes):
     return prepare(load_config(CONFIGS / "offline.yaml", overrides))
 
 
+def _niv2_sample(sample: dict) -> dict:
+    """Overrides that point the offline study at the NIV2 sample, drawn as `sample` says."""
+    return {"data.source": "niv2", "data.path": str(SHARED / "niv2-sample"), "data.options": {}, "data.sample": sample}
+
+
 def test_every_seed_draws_its_own_built_in_data(tmp_path: Path) -> None:
     study = _offline(tmp_path)
     pools = [study.replicate(seed).train_pool for seed in (0, 1, 2)]
@@ -46,15 +51,7 @@ def test_a_trial_receives_the_data_of_its_own_seed(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not (SHARED / "niv2-sample").is_dir(), reason=f"no NIV2 sample at {SHARED}")
 def test_a_source_that_ignores_the_seed_gives_every_seed_one_shared_replicate(tmp_path: Path) -> None:
-    study = _offline(
-        tmp_path,
-        **{
-            "data.source": "niv2",
-            "data.path": str(SHARED / "niv2-sample"),
-            "data.options": {},
-            "data.sample": {"mode": "first", "per_train_task": 10, "per_test_task": 5},  # file order: no seed
-        },
-    )
+    study = _offline(tmp_path, **_niv2_sample({"mode": "first", "per_train_task": 10, "per_test_task": 5}))  # no seed
     assert study.replicate(0) is study.replicate(1) is study.replicate(2)
     shipped = shipped_replicates(study)
     assert shipped[0] is shipped[1] is shipped[2]  # sent to the trials once
@@ -62,15 +59,7 @@ def test_a_source_that_ignores_the_seed_gives_every_seed_one_shared_replicate(tm
 
 @pytest.mark.skipif(not (SHARED / "niv2-sample").is_dir(), reason=f"no NIV2 sample at {SHARED}")
 def test_random_sampling_draws_other_items_per_seed(tmp_path: Path) -> None:
-    study = _offline(
-        tmp_path,
-        **{
-            "data.source": "niv2",
-            "data.path": str(SHARED / "niv2-sample"),
-            "data.options": {},
-            "data.sample": {"mode": "random", "per_train_task": 5, "per_test_task": 3},
-        },
-    )
+    study = _offline(tmp_path, **_niv2_sample({"mode": "random", "per_train_task": 5, "per_test_task": 3}))
     ids = [set(study.replicate(seed).train_pool.column("id").to_pylist()) for seed in (0, 1, 2)]
     assert ids[0] != ids[1] and ids[1] != ids[2]
 
