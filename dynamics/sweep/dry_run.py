@@ -10,7 +10,6 @@ the training loop logs (`dynamics.train.throughput`), so a measured MFU can be f
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from dynamics.config import GRID_FACTORS, ModelConfig, SweepConfig, TrialFactors
 from dynamics.sweep.payload import trial_name
+from dynamics.train.sharding import StepPlan
 from dynamics.train.throughput import peak_flops_per_device
 from dynamics.train.trial import trial_shape
 
@@ -201,8 +201,9 @@ def estimate(config: SweepConfig, facts: DataFacts, mfu: float, device: str) -> 
             trials.append(TrialEstimate(name, None, shape, gpus, None, None, None, None))
             continue
         volume = int(volume)
-        steps = math.ceil(volume * train.epochs / train.global_batch_size)  # a smaller last step, never a drop
-        train_tokens = volume * train.epochs * (facts.train_tokens[key].value or 0.0)
+        plan = StepPlan.of(train, volume, scaling.num_workers, 0, factors["seed"])  # the steps the loop takes
+        steps = plan.total_steps
+        train_tokens = (volume - plan.dropped_per_epoch) * train.epochs * (facts.train_tokens[key].value or 0.0)
         flops = gpu_hours = None
         n = parameters[key].value
         if n is not None:

@@ -56,12 +56,20 @@ def test_the_estimate_is_six_n_tokens_plus_two_n_evaluated_over_mfu_and_peak() -
     n = parameter_count("tiny", config.models["tiny"]).value
     assert basis["peaks"]["tiny"] == 312e12  # A100 bf16
     small, whole = trials
-    # volume 100, 2 epochs, batch 16: 13 steps (the last one smaller); loss at 0, 10, 13; generation at 0, 13
-    assert (small.name, small.steps, small.train_tokens) == ("tiny-v100-random-s0", 13, 100 * 2 * 120.0)
+    # volume 100, 2 epochs, batch 16: 6 full steps and a smaller one per epoch = 14; loss at 0, 10, 14;
+    # generation at 0, 14
+    assert (small.name, small.steps, small.train_tokens) == ("tiny-v100-random-s0", 14, 100 * 2 * 120.0)
     evaluated = 3 * 50 * 80.0 + 2 * 30 * (80.0 + 8)
     assert small.flops == pytest.approx(6 * n * 24_000 + 2 * n * evaluated)
     assert small.gpu_hours == pytest.approx(small.flops / (0.5 * 312e12) / 3600)
     assert (whole.volume, whole.steps) == (400, 50)  # 'all' is the pool
+    dropped = estimate(
+        config.model_copy(update={"train": config.train.model_copy(update={"last_step": "drop"})}),
+        facts,
+        mfu=0.5,
+        device="A100",
+    )[0][0]
+    assert (dropped.steps, dropped.train_tokens) == (12, 96 * 2 * 120.0)  # the 4-item tail of each epoch left out
 
 
 def test_a_study_config_whose_data_is_elsewhere_still_gets_its_table(tmp_path: Path) -> None:
