@@ -84,26 +84,63 @@ def _fitted_by_default(config: SweepConfig) -> list[ScalingConfig]:
     return scalings
 
 
+def grid_size(config: SweepConfig) -> int:
+    """Trials in the grid (before seed repeats are dropped: an upper bound on what runs)."""
+    return math.prod(len(values) for values in config.grid.values().values())
+
+
+def wanted_at_once(config: SweepConfig) -> int:
+    """Trials the sweep means to run at once: `scaling.max_concurrent_trials`, at most the grid's size."""
+    return max(1, min(config.scaling.max_concurrent_trials, grid_size(config)))
+
+
+def trials_at_once(config: SweepConfig, capacity: Capacity) -> int:
+    """Trials of the grid's widest shape that `capacity`'s CPUs hold at the same time (0: not even one)."""
+    widest = max((trial_cpus(config.scaling_for(key)) for key in config.grid.model), default=0.0)
+    return wanted_at_once(config) if widest == 0 else math.floor(capacity.cpus / widest + 1e-9)
+
+
 def fit_to_capacity(config: SweepConfig, capacity: Capacity) -> SweepConfig:
-    """`config` with `scaling.cpus_per_worker`, when the user left it unset, lowered so every trial fits."""
+    """`config` with `scaling.cpus_per_worker`, when the user left it unset, lowered so that
+    `scaling.max_concurrent_trials` trials fit at once (Ray would otherwise queue the second trial's workers
+    behind the first: a sweep that looks concurrent and runs one trial at a time)."""
     scaling = config.scaling
     fitted = _fitted_by_default(config)
     if "cpus_per_worker" in scaling.model_fields_set or not fitted:
         return config
     workers = max(model_scaling.num_workers for model_scaling in fitted)
-    if TRIAL_DRIVER_CPU + workers * scaling.cpus_per_worker <= capacity.cpus:
+    at_once = wanted_at_once(config)
+    if at_once * (TRIAL_DRIVER_CPU + workers * scaling.cpus_per_worker) <= capacity.cpus:
         return config
-    per_worker = math.floor((capacity.cpus - TRIAL_DRIVER_CPU) / workers / CPU_STEP) * CPU_STEP
+    per_worker = math.floor((capacity.cpus / at_once - TRIAL_DRIVER_CPU) / workers / CPU_STEP) * CPU_STEP
     if per_worker < CPU_STEP:
         return config  # cannot fit at all: resource_problems names it
     per_worker = round(per_worker, 2)
     log.info(
-        "scaling.cpus_per_worker not set: %.2f CPUs per worker, so %d workers fit this machine's %g CPUs",
+        "scaling.cpus_per_worker not set: %.2f CPUs per worker, so %d trial(s) of %d workers fit this machine's "
+        "%g CPUs at once",
         per_worker,
+        at_once,
         workers,
         capacity.cpus,
     )
     return config.model_copy(update={"scaling": scaling.model_copy(update={"cpus_per_worker": per_worker})})
+
+
+def concurrency_shortfall(config: SweepConfig, capacity: Capacity) -> str | None:
+    """A warning when fewer trials fit at once than `scaling.max_concurrent_trials` asks for, naming the
+    figures and the fix; None when they fit."""
+    wanted, fits = wanted_at_once(config), trials_at_once(config, capacity)
+    if fits >= wanted or fits == 0:  # 0: resource_problems reports the trial that cannot fit at all
+        return None
+    widest = max(config.grid.model, key=lambda key: trial_cpus(config.scaling_for(key)))
+    scaling = config.scaling_for(widest)
+    return (
+        f"scaling.max_concurrent_trials is {wanted}, but {capacity.cpus:g} CPUs hold only {fits} trial(s) of "
+        f"model '{widest}' at once ({scaling.num_workers} workers × {scaling.cpus_per_worker:g} CPUs + "
+        f"{TRIAL_DRIVER_CPU:g} for the trial's driver = {trial_cpus(scaling):g}); the others wait for CPUs: "
+        f"lower scaling.cpus_per_worker (or leave it unset to have it fitted)"
+    )
 
 
 def _trial_problems(key: str, scaling: ScalingConfig, capacity: Capacity) -> list[str]:

@@ -24,7 +24,7 @@ from dynamics.models.reward import materialise_reward_model
 from dynamics.sweep.encoding_checks import check_pretrained_tokenizers, truncation_report
 from dynamics.sweep.plan import check_names, resolve_volumes, trial_table
 from dynamics.sweep.preflight import PreflightError, preflight
-from dynamics.sweep.resources import fit_to_capacity, known_capacity, resource_problems
+from dynamics.sweep.resources import concurrency_shortfall, fit_to_capacity, known_capacity, resource_problems
 from dynamics.sweep.runtime import alive_nodes, is_local
 from dynamics.tracking import resolve_tracking_uri
 
@@ -133,6 +133,9 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
     capacity = known_capacity(config, is_local())
     if capacity is not None:
         config = fit_to_capacity(config, capacity)
+        shortfall = concurrency_shortfall(config, capacity)
+        if shortfall:
+            log.warning("%s", shortfall)
         problems = resource_problems(config, capacity)
         if problems:
             raise PreflightError("\n".join(f"{origin}: {problem}" for problem in problems))

@@ -44,13 +44,15 @@ def _device_name(device: torch.device) -> str:
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Entry point given to `TorchTrainer`; `loop_config["inputs"]` is a WorkerInputs."""
+    entered = time.time()  # the worker group is up and this module imported: what Ray's start-up cost
     import ray.train
 
     context = ray.train.get_context()
     if torch.cuda.is_available():
         _use_ray_device()
     store = checkpoints.RayStore()
-    final = train_worker(loop_config["inputs"], context.get_world_rank(), context.get_world_size(), store)
+    inputs = loop_config["inputs"]
+    final = train_worker(inputs, context.get_world_rank(), context.get_world_size(), store, entered_at=entered)
     # Reports only at checkpoints and at the end: a report blocks until Ray Train's controller polls
     # (~0.5-2 s), so per-step curves go straight to MLflow from rank 0 instead.
     ray.train.report(final)
@@ -80,6 +82,7 @@ class PreparedWorker:
     loaded: Any  # LoadedModel: holds ZeRO-3's HfDeepSpeedConfig for as long as the engine lives
     engine: Any
     scheduler: Any
+    phase_s: dict[str, float]  # seconds per start-up phase (startup/tokenize_s, …): where step 0 waits
 
 
 def prepare_worker(inputs: WorkerInputs, rank: int, world_size: int) -> PreparedWorker:
@@ -89,11 +92,21 @@ def prepare_worker(inputs: WorkerInputs, rank: int, world_size: int) -> Prepared
     from dynamics.models import load_tokenizer, on_this_node
 
     config = inputs.train
+    clock = time.perf_counter()
+    phase_s: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phase_s[f"startup/{name}_s"] = now - clock
+        clock = now
+
     template = TEMPLATES.get(config.template)
     source = on_this_node(inputs.model)  # a built-in model saved on the driver may need rebuilding here
     tokenizer = load_tokenizer(source.tokenizer, config.template)
     train = encode_split(inputs.arranged, tokenizer, template, config)
     test = encode_split(inputs.test, tokenizer, template, config)
+    phase("tokenize")
     if not train.examples:
         raise ValueError(f"none of the {inputs.arranged.num_rows} training items keeps a reply token")
     plan = StepPlan.of(config, len(train.examples), world_size, rank, inputs.seed)
@@ -105,16 +118,22 @@ def prepare_worker(inputs: WorkerInputs, rank: int, world_size: int) -> Prepared
     hidden_size = model_hidden_size(source.model)  # ZeRO-3's bucket sizes follow it; read before loading
     ds_config = deepspeed_config(config, plan, hidden_size=hidden_size, has_cuda=torch.cuda.is_available())
     loaded = load_for_training(source.model, tokenizer, config, ds_config, inputs.seed)
+    phase("model")
     optimizer = build_optimizer(loaded.model, config)
     scheduler = build_scheduler(optimizer, config, plan.total_steps)
     engine, _, _, _ = deepspeed.initialize(
         model=loaded.model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config, dist_init_required=False
     )
-    return PreparedWorker(tokenizer, train, test, plan, loaded, engine, scheduler)
+    phase("engine")
+    return PreparedWorker(tokenizer, train, test, plan, loaded, engine, scheduler, phase_s)
 
 
 def train_worker(
-    inputs: WorkerInputs, rank: int, world_size: int, store: checkpoints.CheckpointStore | None = None
+    inputs: WorkerInputs,
+    rank: int,
+    world_size: int,
+    store: checkpoints.CheckpointStore | None = None,
+    entered_at: float | None = None,
 ) -> dict[str, float]:
     """Train this rank's share of the trial to the end (torch.distributed already initialised when
     world_size > 1), resuming from `store`'s newest usable checkpoint if it has one; the final metrics."""
@@ -130,12 +149,19 @@ def train_worker(
     resumed, skipped = (None, []) if store is None else checkpoints.resume(engine, store, rank, world_size, run_id)
     start, generation = (0, 0) if resumed is None else (resumed.step, resumed.generation)
     _check_ranks_agree(start, world_size)
+    evaluation_started = time.perf_counter()
     trial_evaluation = build_trial_evaluation(inputs, tokenizer, test, engine.device, rank, world_size)
     evaluation = trial_evaluation.suite
     logger = _RankZeroLogger(inputs, rank)
-    setup = {"worker_setup_s": time.perf_counter() - started}
+    setup = prepared.phase_s | {
+        "startup/resume_s": evaluation_started - resume_started,
+        "startup/evaluation_s": time.perf_counter() - evaluation_started,
+        "worker_setup_s": time.perf_counter() - started,
+    }
     if inputs.trial_started_at is not None:
         setup["startup_s"] = time.time() - inputs.trial_started_at  # trial start → ready for step 0
+        if entered_at is not None:  # of which: Ray Train's controller, the worker group, imports
+            setup["worker_group_start_s"] = entered_at - inputs.trial_started_at
     if resumed is not None:
         logger.resumed(resumed, skipped, time.perf_counter() - resume_started)
     logger.log(

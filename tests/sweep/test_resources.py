@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from dynamics.config import parse_config
-from dynamics.sweep.resources import Capacity, fit_to_capacity, machine_cpus, resource_problems, trial_cpus
+from dynamics.sweep.resources import (
+    Capacity,
+    concurrency_shortfall,
+    fit_to_capacity,
+    machine_cpus,
+    resource_problems,
+    trial_cpus,
+)
 
 MODELS = {
     "m": {"builtin": {"hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1}}
@@ -78,3 +85,26 @@ def test_unset_cpus_are_fitted_for_the_model_with_the_most_workers():
     fitted = fit_to_capacity(two, Capacity(cpus=2.0, gpus=0))
     assert fitted.scaling_for("wide").cpus_per_worker == pytest.approx(0.45)  # 4 × 0.45 + 0.01 ≤ 2
     assert resource_problems(fitted, Capacity(2.0, 0)) == []
+
+
+def test_unset_cpus_are_fitted_so_max_concurrent_trials_fit_at_once():
+    two_at_once = config(scaling={"max_concurrent_trials": 2}, grid={"model": ["m"], "seed": [0, 1]})
+    fitted = fit_to_capacity(two_at_once, Capacity(cpus=2.0, gpus=0))
+    assert fitted.scaling.cpus_per_worker == pytest.approx(0.45)  # 2 trials × (2 × 0.45 + 0.01) ≤ 2
+    assert 2 * trial_cpus(fitted.scaling) <= 2.0 and concurrency_shortfall(fitted, Capacity(2.0, 0)) is None
+
+
+def test_concurrency_is_fitted_only_for_trials_the_grid_has():
+    grid = {"model": ["m"], "volume": [16], "permutation": ["nft"]}
+    one_trial = config(scaling={"max_concurrent_trials": 4}, grid=grid)
+    fitted = fit_to_capacity(one_trial, Capacity(cpus=2.0, gpus=0))
+    assert fitted.scaling.cpus_per_worker == pytest.approx(0.95)  # one trial in the grid: it alone must fit
+
+
+def test_a_set_cpus_per_worker_that_serialises_the_trials_is_named_with_the_figures():
+    serial = config(scaling={"cpus_per_worker": 0.5, "max_concurrent_trials": 2})
+    assert fit_to_capacity(serial, Capacity(2.0, 0)).scaling.cpus_per_worker == 0.5  # the user's value stands
+    warning = concurrency_shortfall(serial, Capacity(2.0, 0))
+    assert warning is not None and "max_concurrent_trials is 2" in warning and "only 1 trial(s)" in warning
+    assert "2 workers × 0.5 CPUs + 0.01" in warning and "= 1.01" in warning
+    assert concurrency_shortfall(serial, Capacity(4.0, 0)) is None
