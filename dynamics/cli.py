@@ -94,6 +94,7 @@ def _sweep(args: argparse.Namespace) -> int:
         print(dry_run(config, args.mfu, args.device, args.assume_pool, args.assume_tokens))
         return 0
     refuse_if_busy(Path(config.workdir).expanduser().resolve())  # the same: a busy workdir refused in a second
+    from dynamics.report import format_table
     from dynamics.sweep.driver import run_sweep
 
     result = run_sweep(config, origin=str(args.config), resume=args.resume)
@@ -114,7 +115,9 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"parent run: {result.parent_run_id}  tracking: {result.tracking_uri}")
     print(f"figure: {result.summary['figure']}")
     print(f"open the UI: mlflow ui --host 127.0.0.1 --backend-store-uri {result.tracking_uri}")
-    print(json.dumps({"early_phase": result.summary["early_phase"]}, indent=1))
+    print(f"early-phase {result.summary['metric']} (mean over the first third of steps; ± 95% interval over seeds):")
+    for line in format_table(result.summary["early_phase"]):
+        print(f"  {line}")
     return 1 if result.failed_trials else 0
 
 
