@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -319,3 +320,8 @@ def folder_damage(folder: Path) -> Damage | None:
         if file_digest(path) != expected["sha256"]:
             return Damage(folder, f"{name} has other bytes than were written (sha256 differs)")
     return None
+
+
+def filesystem_name(name: str) -> str:
+    """`name` with only letters, digits, '.', '_' and '-': a folder name on every storage (Ray Train's run)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)

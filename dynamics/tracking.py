@@ -6,7 +6,7 @@ of different trials line up in the MLflow UI; they are written in batches of at 
 
     sweep = start_sweep_run(uri, "dynamics-offline", "offline-study", params={...})
     with ends_on_error(sweep):                       # an exception ends the run FAILED, Ctrl-C KILLED
-        trial = start_trial_run(sweep, "tiny-2m-v160-nft-s0", params={...}, tags={...})
+        trial = start_trial_run(sweep, "n=160 model=tiny-2m perm=nft seed=0", params={...}, tags={...})
         trial.metric_buffer().add({"test_loss/macro": 4.2}, step=0)
         trial.finish()
 

@@ -197,7 +197,7 @@ def estimate(config: SweepConfig, facts: DataFacts, mfu: float, device: str) -> 
         gpus = scaling.num_workers * scaling.gpus_per_worker if scaling.use_gpu else 0.0
         shape = trial_shape(scaling, train)
         if volume is None:
-            name = f"{key}-vall-{factors['permutation']}-s{factors['seed']}"
+            name = trial_name(factors | {"volume": "all"})
             trials.append(TrialEstimate(name, None, shape, gpus, None, None, None, None))
             continue
         volume = int(volume)

@@ -7,6 +7,7 @@ node that cannot see the driver's disk.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +38,12 @@ class ShippedArrangement:
     derived: dict[str, Any]  # arrangement.json "derived": WSD weights, TMA round statistics
 
 
-def trial_name(factors: TrialFactors) -> str:
-    """The child run's name: its factors, shortest first."""
-    return f"{factors.model}-v{factors.volume}-{factors.permutation}-s{factors.seed}"
+def trial_name(factors: TrialFactors | Mapping[str, object]) -> str:
+    """The child run's name, read as its factors in the MLflow UI: `n=2560 model=7b perm=nft seed=1` (a
+    mapping: factors not yet resolved, such as a volume of 'all' in a dry run)."""
+    named = factors.model_dump() if isinstance(factors, TrialFactors) else factors
+    return f"n={named['volume']} model={named['model']} perm={named['permutation']} seed={named['seed']}"
+
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ class SweepPayload:
             "arrangement_hash": shipped.ref.content_hash,
             "arrangement_path": shipped.ref.folder,
             "sweep": config.name,
-        }
+        } | factors.model_dump()  # the factors as tags too: the MLflow UI groups runs by tag
         return TrialSpec(
             name=trial_name(factors),
             sweep_name=config.name,

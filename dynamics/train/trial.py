@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from dynamics.config import CheckpointConfig, EvaluateConfig, ScalingConfig, TrainConfig
+from dynamics.io import filesystem_name
 from dynamics.models import ModelSource
 from dynamics.tracking import TrackedRun, ends_on_error, find_trial_run, start_trial_run
 from dynamics.train.checkpoint_scoring import CheckpointScorer, trial_scorer
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 class TrialSpec:
     """A trial resolved on the driver: everything it trains on and everything its run records."""
 
-    name: str  # the child run's name, e.g. "tiny-2m-v160-nft-s0"
+    name: str  # the child run's name, e.g. "n=160 model=tiny-2m perm=nft seed=0"
     sweep_name: str
     params: Mapping[str, object]  # MLflow params: the grid factors and the settings a reader compares by
     tags: Mapping[str, str]
@@ -93,7 +94,7 @@ def run_trial(spec: TrialSpec, started: float | None = None) -> dict[str, float]
         run = TrackedRun(spec.sweep_run.tracking_uri, existing.info.run_id).reopen()
         log.info("trial %s: continuing run %s (was %s)", spec.name, run.run_id, existing.info.status)
     log.info("trial %s: %s", spec.name, shape)
-    run_name = f"{spec.sweep_name}-{spec.name}-{run.run_id[:8]}"
+    run_name = filesystem_name(f"{spec.sweep_name}-{spec.name}-{run.run_id[:8]}")
     inputs = WorkerInputs(
         spec.model,
         spec.train,

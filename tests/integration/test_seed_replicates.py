@@ -42,12 +42,14 @@ def test_a_trial_the_seed_cannot_change_runs_once_and_is_reported(tmp_path: Path
     parent = TrackedRun(result.tracking_uri, result.parent_run_id)
     client = MlflowClient(result.tracking_uri)
     folder = client.download_artifacts(parent.run_id, SEED_REPEATS_ARTIFACT, str(tmp_path))
-    assert json.loads(Path(folder).read_text()) == {"tiny-0.5m-v36-nft-s1": "tiny-0.5m-v36-nft-s0"}
+    nft_0, nft_1 = "n=36 model=tiny-0.5m perm=nft seed=0", "n=36 model=tiny-0.5m perm=nft seed=1"
+    rt_0, rt_1 = "n=36 model=tiny-0.5m perm=rt seed=0", "n=36 model=tiny-0.5m perm=rt seed=1"
+    assert json.loads(Path(folder).read_text()) == {nft_1: nft_0}
     runs = {run.info.run_name: run for run in child_runs(parent)}
-    assert set(runs) == {"tiny-0.5m-v36-nft-s0", "tiny-0.5m-v36-rt-s0", "tiny-0.5m-v36-rt-s1"}
+    assert set(runs) == {nft_0, rt_0, rt_1}
 
     def losses(name: str) -> list[float]:
         history = client.get_metric_history(runs[name].info.run_id, "train_loss")
         return [point.value for point in sorted(history, key=lambda point: point.step)]
 
-    assert losses("tiny-0.5m-v36-rt-s0") != losses("tiny-0.5m-v36-rt-s1")  # the seed moved the order
+    assert losses(rt_0) != losses(rt_1)  # the seed moved the order

@@ -21,6 +21,7 @@ def test_all_trials_failing_ends_the_sweep_failed_with_one_line(ray_cluster, tmp
         "grid.volume": "[16]",
         "grid.model": "[tiny-0.5m]",
         "grid.permutation": "[nft]",
+        "grid.seed": "[0]",
         "train.lr": "1e30",  # the first update blows the weights up: the next loss (test or training) is not finite
         "checkpoints.max_failures": 0,  # a non-finite loss comes back on every retry
     }
@@ -35,7 +36,7 @@ def test_all_trials_failing_ends_the_sweep_failed_with_one_line(ray_cluster, tmp
     assert len(ours) == 1
     assert "all 1 trials failed" in ours[0] and "non-finite" in ours[0] and "FAILED" in ours[0]
     (trial_line,) = [line for line in err.splitlines() if line.startswith("trial failed:")]
-    assert trial_line.startswith("trial failed: tiny-0.5m-v16-nft-s0: ")
+    assert trial_line.startswith("trial failed: n=16 model=tiny-0.5m perm=nft seed=0: ")
     assert "non-finite" in trial_line
     error_file = Path(trial_line.rsplit("(full error: ", 1)[1].rstrip(")"))
     assert error_file.is_file() and "non-finite" in error_file.read_text()

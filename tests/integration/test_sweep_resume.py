@@ -58,7 +58,8 @@ def test_a_killed_driver_resumes_only_the_unfinished_trials(tmp_path, no_ray, ca
 
     (again,), children = _runs(work)
     assert again.info.run_id == parent.info.run_id and again.info.status == "FINISHED"
-    assert sorted(run.info.run_name for run in children) == ["tiny-v32-nft-s0", "tiny-v64-nft-s0"]
+    names = sorted(run.info.run_name for run in children)
+    assert names == ["n=32 model=tiny perm=nft seed=0", "n=64 model=tiny perm=nft seed=0"]
     assert {run.info.status for run in children} == {"FINISHED"}
     ((name, before),) = finished.items()
     (after,) = [run for run in children if run.info.run_name == name]

@@ -58,7 +58,7 @@ def test_the_estimate_is_six_n_tokens_plus_two_n_evaluated_over_mfu_and_peak() -
     small, whole = trials
     # volume 100, 2 epochs, batch 16: 6 full steps and a smaller one per epoch = 14; loss at 0, 10, 14;
     # generation at 0, 14
-    assert (small.name, small.steps, small.train_tokens) == ("tiny-v100-random-s0", 14, 100 * 2 * 120.0)
+    assert (small.name, small.steps, small.train_tokens) == ("n=100 model=tiny perm=random seed=0", 14, 100 * 2 * 120.0)
     evaluated = 3 * 50 * 80.0 + 2 * 30 * (80.0 + 8)
     assert small.flops == pytest.approx(6 * n * 24_000 + 2 * n * evaluated)
     assert small.gpu_hours == pytest.approx(small.flops / (0.5 * 312e12) / 3600)
@@ -75,10 +75,10 @@ def test_the_estimate_is_six_n_tokens_plus_two_n_evaluated_over_mfu_and_peak() -
 def test_a_study_config_whose_data_is_elsewhere_still_gets_its_table(tmp_path: Path) -> None:
     config = load_config(CONFIGS / "study_b_niv2_similarity.yaml", {"data.path": str(tmp_path / "absent")})
     text = dry_run(config, assume_pool=15_000)
-    assert "llama2-7b-v15000-nft-s0" in text and "8 workers × {CPU 8, GPU 1}" in text
+    assert "n=15000 model=llama2-7b perm=nft seed=0" in text and "8 workers × {CPU 8, GPU 1}" in text
     assert "data not read on this machine" in text and "15.0k training examples, --assume-pool" in text
     unknown = dry_run(config)
-    assert "llama2-7b-vall-nft-s0" in unknown and "3 trials unknown" in unknown
+    assert "n=all model=llama2-7b perm=nft seed=0" in unknown and "3 trials unknown" in unknown
 
 
 def test_the_offline_study_is_measured_on_its_data() -> None:

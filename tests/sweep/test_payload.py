@@ -39,7 +39,7 @@ def _payload() -> SweepPayload:
 def test_a_grid_point_becomes_a_trial_with_its_items_in_arrangement_order() -> None:
     factors = TrialFactors(volume=3, model="tiny-2m", permutation="nft", seed=0)
     spec = _payload().trial(factors)
-    assert spec.name == trial_name(factors) == "tiny-2m-v3-nft-s0"
+    assert spec.name == trial_name(factors) == "n=3 model=tiny-2m perm=nft seed=0"
     assert spec.arranged.column("id").to_pylist() == ["item-4", "item-0", "item-2"]
     assert [m[0]["content"] for m in spec.arranged.column("messages").to_pylist()] == ["q4", "q0", "q2"]
     assert {k: spec.params[k] for k in ("volume", "model", "permutation", "seed")} == factors.model_dump()
