@@ -26,6 +26,7 @@ def _config(workdir: Path):
             "data.options.per_test_task": 2,
             "grid.volume": [40, 80],
             "grid.permutation": ["nft", "fft", "rt"],
+            "grid.seed": [0],
         },
     )
 

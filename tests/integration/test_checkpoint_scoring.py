@@ -37,6 +37,7 @@ def test_eval_checkpoints_are_scored_logged_at_their_steps_and_deleted(tmp_path:
             "grid.volume": [48],
             "grid.model": ["tiny-0.5m"],
             "grid.permutation": ["nft"],
+            "grid.seed": [0],
             "train.eval_every": 1,
             "checkpoints.eval_every": 2,  # 3 steps: eval checkpoints at steps 2 and 3 (the last)
             "evaluate.in_loop": [],

@@ -45,6 +45,7 @@ def tracked_sweep(ray_cluster, tmp_path_factory):
             "grid.volume": [48],
             "grid.model": ["tiny-0.5m"],
             "grid.permutation": ["nft", "tma_min"],
+            "grid.seed": [0],
             "train.eval_every": 1,
             "checkpoints.eval_every": 2,  # 3 steps: eval checkpoints at steps 2 and 3 (the last)
         },
@@ -85,6 +86,13 @@ def test_sweep_logs_parent_children_and_per_step_per_task_loss(tracked_sweep):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
             assert sorted(steps) == expected_steps, key
         assert child.data.metrics["startup_s"] > 0
+        # where the start-up went: Ray's worker group, then each phase of the worker's own set-up
+        phases = ["tokenize", "model", "engine", "resume", "evaluation"]
+        assert 0 < child.data.metrics["worker_group_start_s"] < child.data.metrics["startup_s"]
+        assert all(child.data.metrics[f"startup/{phase}_s"] >= 0 for phase in phases)
+        factors = {key: child.data.params[key] for key in ("volume", "model", "permutation", "seed")}
+        assert {key: child.data.tags[key] for key in factors} == factors  # the UI groups runs by these tags
+        assert child.info.run_name == "n={volume} model={model} perm={permutation} seed={seed}".format(**factors)
         # Study B's generation metrics (offline.yaml: every 10 steps, so here at step 0 and the last step), on 22
         # of the 22 test items (its subset of 44 is more than there are), beside the loss.
         for name in ("rouge1", "rouge_l", "exact_match", "reward"):

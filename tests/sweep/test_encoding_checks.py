@@ -34,7 +34,8 @@ def _niv2_study(tmp_path: Path, max_length: int):
     raw["workdir"] = str(tmp_path / "work")
     raw["data"] = {"source": "niv2", "path": str(NIV2)}
     raw["grid"]["volume"] = [160]
-    raw["grid"]["model"] = raw["grid"]["model"][:1]
+    raw["grid"]["model"] = ["tiny-0.5m"]
+    raw["grid"]["seed"] = [0]
     raw["train"]["max_length"] = max_length
     path = tmp_path / "niv2.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -94,7 +94,8 @@ def test_volumes_resolve_against_the_pool() -> None:
 
 
 def test_the_trial_table_is_the_grid_and_arrangements_are_shared_by_models() -> None:
-    config = resolve_volumes(load_config(OFFLINE, {"grid.seed": [0, 1]}), 1440)
+    grid = {"grid.volume": [160, 640], "grid.model": ["tiny-0.5m", "tiny-2m"], "grid.seed": [0, 1]}
+    config = resolve_volumes(load_config(OFFLINE, grid), 1440)
     trials = trial_table(config)
     assert len(trials) == 2 * 2 * 3 * 2 and len(set(trials)) == len(trials)
     assert trials[0] == TrialFactors(volume=160, model="tiny-0.5m", permutation="nft", seed=0)

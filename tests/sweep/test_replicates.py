@@ -90,11 +90,12 @@ def test_a_trial_is_a_seed_repeat_only_when_model_data_and_order_are_all_the_sam
 def test_only_built_in_models_trained_without_a_seeded_reshuffle_are_seed_free(tmp_path: Path) -> None:
     from dynamics.sweep.plan import seed_free_models
 
-    config = load_config(CONFIGS / "offline.yaml", {"workdir": str(tmp_path)})
+    both = {"grid.model": ["tiny-0.5m", "tiny-2m"]}
+    config = load_config(CONFIGS / "offline.yaml", {"workdir": str(tmp_path)} | both)
     assert seed_free_models(config) == {"tiny-0.5m", "tiny-2m"}
-    reshuffled = load_config(CONFIGS / "offline.yaml", {"train.epochs": 2, "train.epoch_order": "reshuffle"})
+    reshuffled = load_config(CONFIGS / "offline.yaml", {"train.epochs": 2, "train.epoch_order": "reshuffle"} | both)
     assert seed_free_models(reshuffled) == set()
-    repeated = load_config(CONFIGS / "offline.yaml", {"train.epochs": 2, "train.epoch_order": "repeat"})
+    repeated = load_config(CONFIGS / "offline.yaml", {"train.epochs": 2, "train.epoch_order": "repeat"} | both)
     assert seed_free_models(repeated) == {"tiny-0.5m", "tiny-2m"}
     pretrained = load_config(CONFIGS / "study_b_niv2_similarity.yaml", {"data.path": str(tmp_path)})
     assert seed_free_models(pretrained) == set()
