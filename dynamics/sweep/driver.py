@@ -33,7 +33,7 @@ from dynamics.sweep.resources import TRIAL_DRIVER_CPU
 from dynamics.sweep.resume import CONFIG_ARTIFACT, existing_sweep, tune_experiment_name
 from dynamics.sweep.runtime import is_local, prepare_environment, start_ray
 from dynamics.sweep.study import build_study_arrangements, check_config, prepare
-from dynamics.tracking import TrackedRun, ends_on_error, start_sweep_run
+from dynamics.tracking import TrackedRun, child_runs, ends_on_error, start_sweep_run
 from dynamics.train.trial import run_trial, trial_shape
 from dynamics.workdir_lock import hold_workdir
 
@@ -95,6 +95,19 @@ def tune_trial(factors: dict[str, Any], payload: SweepPayload) -> None:
     started = time.time()
     metrics = run_trial(payload.trial(factors_of(factors)), started)
     tune.report(metrics | {"trial_wall_s": time.time() - started})
+
+
+def progress_view(config: SweepConfig, sweep_run: TrackedRun, total: int) -> Any:
+    """The sweep's progress view (a Tune callback) over `total` trials: running trials' steps read from its
+    MLflow runs."""
+    from dynamics.sweep.progress_view import SweepProgress, running_steps
+
+    return SweepProgress(
+        total=total,
+        concurrency=config.scaling.max_concurrent_trials,
+        steps=lambda: running_steps(child_runs(sweep_run)),
+        name_of=lambda tune_config: trial_name(factors_of(tune_config)),
+    )
 
 
 def failure_line(result: Any) -> str:
@@ -194,7 +207,13 @@ def _run_sweep(config: SweepConfig, origin: str, resume: bool) -> SweepResult:
                     # the grid's points less the seed repeats, each point whole: {"trial": {volume, model, …}}
                     param_space={TRIAL_KEY: tune.grid_search([trial.model_dump() for trial in to_run])},
                     tune_config=tune.TuneConfig(max_concurrent_trials=config.scaling.max_concurrent_trials),
-                    run_config=tune.RunConfig(name=tune_name, storage_path=study.storage_path),
+                    # our progress view instead of Tune's tables (every trial's config, again every 30 s)
+                    run_config=tune.RunConfig(
+                        name=tune_name,
+                        storage_path=study.storage_path,
+                        verbose=0,
+                        callbacks=[progress_view(config, sweep_run, len(to_run))],
+                    ),
                 )
             results = list(tuner.fit())
             failed = [result for result in results if result.error is not None]

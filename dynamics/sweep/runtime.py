@@ -37,6 +37,9 @@ _LOCAL_ENV = {
     # took over Ray Train's 60 s default (the controller then restarts the group, losing a minute each time).
     "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300",
 }
+# The driver's own: Tune's console output off (its tables repeat every trial's config every 30 s and its banner
+# prints even at verbose=0); the sweep prints one progress view instead (dynamics.sweep.progress_view).
+_DRIVER_ENV = {"RAY_AIR_NEW_OUTPUT": "0"}
 # Only where nothing must be downloaded: then a missing file fails at once instead of after network timeouts.
 _OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 # Credentials for gated or private hub repos: passed on as they are, never written to a log.
@@ -61,7 +64,7 @@ def prepare_environment(config: SweepConfig) -> dict[str, str]:
             env.update(_OFFLINE_ENV)
     if not needs_gpu(config):
         env["DS_ACCELERATOR"] = "cpu"  # DeepSpeed otherwise looks for CUDA and fails on CPU workers
-    for key, value in env.items():
+    for key, value in (env | _DRIVER_ENV).items():
         os.environ.setdefault(key, value)
     worker_env = {key: os.environ[key] for key in env}
     return worker_env | {key: os.environ[key] for key in HUB_TOKENS if os.environ.get(key)}
@@ -93,6 +96,15 @@ def job_runtime_env(worker_env: dict[str, str]) -> dict[str, Any]:
     return runtime_env
 
 
+def _quiet_ray_data() -> None:
+    """Ray Data's progress report (a block of lines every 10 s per dataset) and INFO lines off the console: they
+    stay in the session's `logs/ray-data`, and the sweep logs each embedding pass it runs."""
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
 def start_ray(worker_env: dict[str, str], num_cpus: int | None = None) -> bool:
     """Join the cluster in RAY_ADDRESS, or start an embedded one on 127.0.0.1 with `num_cpus` (the count the
     preflight checked the sweep's resources against); True when this call started a cluster."""
@@ -101,6 +113,7 @@ def start_ray(worker_env: dict[str, str], num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     runtime_env = job_runtime_env(worker_env)
+    _quiet_ray_data()
     if is_local():
         # Workers' output stays in their log files: streamed, every worker's traceback and Ray's own shutdown
         # noise would bury the one line per failed trial that names its error file.

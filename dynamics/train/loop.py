@@ -38,6 +38,9 @@ from dynamics.train.worker_model import load_for_training, model_hidden_size, se
 log = logging.getLogger(__name__)
 
 
+PROGRESS_STEP_METRIC = "progress/step"  # optimizer steps done: what the sweep's progress view shows
+
+
 def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
@@ -234,7 +237,7 @@ def train_worker(
             raise FloatingPointError(
                 f"non-finite training loss at step {step + 1}; rank {rank} items {[ids[p] for p in consumed[-1]]}"
             )
-        logger.log({"train_loss": outcome.loss, "lr": lr} | meter.metrics(), step + 1)
+        logger.log({"train_loss": outcome.loss, "lr": lr, PROGRESS_STEP_METRIC: step + 1} | meter.metrics(), step + 1)
         if inputs.after_step is not None:
             inputs.after_step(rank, step + 1, engine)
     memory = _peak_memory(engine.device)

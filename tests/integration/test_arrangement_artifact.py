@@ -94,6 +94,7 @@ def test_arrange_command_runs_the_stage_alone_with_progress(ray_cluster, tmp_pat
         "data.options.per_test_task=2",
         "grid.volume=[all]",
         "grid.permutation=[tma_min_max,nft]",
+        "grid.seed=[0]",
     ]
     argv = ["arrange", "--config", str(OFFLINE), "--set", f"workdir={tmp_path}"]
     for item in sets:

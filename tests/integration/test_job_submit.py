@@ -109,8 +109,12 @@ def test_a_submitted_offline_sweep_lands_its_runs_in_mlflow(head: str, tmp_path:
     for key, value in overrides.items():
         entrypoint += ["--set", f"{key}={value}"]  # the CLI quotes each argument of the entrypoint it runs
     submit = [str(RAY), "job", "submit", "--address", head, "--working-dir", ".", "--", *entrypoint]
-    done = subprocess.run(submit, cwd=REPO, env=head_env(), capture_output=True, text=True, timeout=480)
-    output = done.stdout + done.stderr
+    for _ in range(30):  # a busy head answers `job list` before its job agent takes submissions
+        done = subprocess.run(submit, cwd=REPO, env=head_env(), capture_output=True, text=True, timeout=480)
+        output = done.stdout + done.stderr
+        if "No available agent to submit job" not in output:
+            break
+        time.sleep(2)
     assert done.returncode == 0 and "succeeded" in output, output[-4000:]
     assert "sweep finished: 1 trials (0 failed)" in output, output[-4000:]
 

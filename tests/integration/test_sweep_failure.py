@@ -30,8 +30,16 @@ def test_all_trials_failing_ends_the_sweep_failed_with_one_line(ray_cluster, tmp
         argv += ["--set", f"{key}={value}"]
     assert main(argv) == 1
 
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert "Traceback" not in err
+    # One progress view, not Tune's tables: the trial's start and failure, then the counts
+    name = "n=16 model=tiny-0.5m perm=nft seed=0"
+    events = [line for line in captured.out.splitlines() if line.startswith(("started ", "FAILED ", "finished "))]
+    assert events[0] == f"started {name}" and events[1].startswith(f"FAILED {name} after ") and len(events) == 2
+    status = [line for line in captured.out.splitlines() if " trials: " in line]
+    assert "trials: 0 done, 0 running, 1 failed, 0 waiting of 1" in status[-1]
+    assert "Trial status" not in captured.out + err and "Trial name" not in captured.out + err
     ours = [line for line in err.splitlines() if line.startswith("sweep failed:")]
     assert len(ours) == 1
     assert "all 1 trials failed" in ours[0] and "non-finite" in ours[0] and "FAILED" in ours[0]
