@@ -81,6 +81,8 @@ def embed_texts(texts: list[str], config: ArrangeConfig) -> np.ndarray:
     from ray.data import ActorPoolStrategy
 
     started = time.perf_counter()
+    actors = config.num_actors
+    log.info("embedding %d texts on %d actors (Ray Data; its log: the session's logs/ray-data)", len(texts), actors)
     dataset = ray.data.from_arrow(_blocks(texts, config.batch_size, config.num_actors))
     embedded = dataset.map_batches(
         SentenceEmbedder,

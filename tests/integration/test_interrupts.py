@@ -49,7 +49,7 @@ def test_ctrl_c_in_embedding_then_in_training_then_resume_succeeds(tmp_path):
     work = tmp_path / "work"
     config_path = write_config(tmp_path, tiny_study(work, train=LONG_TRAINING))
 
-    embedding, _ = interrupt_at(config_path, tmp_path, r"Starting execution of Dataset", after_s=2.0)
+    embedding, _ = interrupt_at(config_path, tmp_path, r"embedding \d+ texts on \d+ actors", after_s=2.0)
     assert "sweep interrupted" in embedding.output().splitlines()[-1]
     assert statuses(work) == {"parent": ["KILLED"], "trials": []}
 

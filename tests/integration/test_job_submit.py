@@ -47,10 +47,14 @@ def head() -> Iterator[str]:
     """The dashboard address of a fresh single-node head (2 CPUs), stopped with its process group after."""
     temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
     dashboard = free_port(DASHBOARD_PORT)
+    # Every listening port its own: another Ray on this machine (the session's, in CI) holds the defaults, and a
+    # job agent that cannot bind 52365 leaves the head answering "No available agent to submit job".
+    agent_ports = ["dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+                   "runtime-env-agent-port", "ray-client-server-port", "node-manager-port", "object-manager-port"]
     command = [
         str(RAY), "start", "--head", "--block", "--num-cpus=2", "--disable-usage-stats",
         f"--port={free_port()}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-        f"--temp-dir={temp}",
+        f"--temp-dir={temp}", *(f"--{name}={free_port()}" for name in agent_ports),
     ]  # fmt: skip
     process = subprocess.Popen(
         command, env=head_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
