@@ -33,9 +33,6 @@ class Interval:
             "seeds": self.n,
         }
 
-    def __str__(self) -> str:
-        return f"{self.mean:.4f}" if self.n < 2 else f"{self.mean:.4f} ± {self.half_width:.4f}"
-
 
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
     """Mean ± t(confidence, n-1) · s/√n over independent replicates (seeds): with 3 seeds the t quantile is 4.30,

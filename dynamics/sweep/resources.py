@@ -94,10 +94,17 @@ def wanted_at_once(config: SweepConfig) -> int:
     return max(1, min(config.scaling.max_concurrent_trials, grid_size(config)))
 
 
+def _widest_model(config: SweepConfig) -> str | None:
+    """The grid's model whose trial holds the most CPUs (None: a grid without models)."""
+    return max(config.grid.model, key=lambda key: trial_cpus(config.scaling_for(key)), default=None)
+
+
 def trials_at_once(config: SweepConfig, capacity: Capacity) -> int:
     """Trials of the grid's widest shape that `capacity`'s CPUs hold at the same time (0: not even one)."""
-    widest = max((trial_cpus(config.scaling_for(key)) for key in config.grid.model), default=0.0)
-    return wanted_at_once(config) if widest == 0 else math.floor(capacity.cpus / widest + 1e-9)
+    widest = _widest_model(config)
+    if widest is None:
+        return wanted_at_once(config)
+    return math.floor(capacity.cpus / trial_cpus(config.scaling_for(widest)) + 1e-9)
 
 
 def fit_to_capacity(config: SweepConfig, capacity: Capacity) -> SweepConfig:
@@ -133,7 +140,7 @@ def concurrency_shortfall(config: SweepConfig, capacity: Capacity) -> str | None
     wanted, fits = wanted_at_once(config), trials_at_once(config, capacity)
     if fits >= wanted or fits == 0:  # 0: resource_problems reports the trial that cannot fit at all
         return None
-    widest = max(config.grid.model, key=lambda key: trial_cpus(config.scaling_for(key)))
+    widest = _widest_model(config)
     scaling = config.scaling_for(widest)
     return (
         f"scaling.max_concurrent_trials is {wanted}, but {capacity.cpus:g} CPUs hold only {fits} trial(s) of "
