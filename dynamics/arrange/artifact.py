@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from dynamics.config import TrialFactors, grid_recipe_name
 from dynamics.io import Damage, atomic_write_bytes, atomic_write_text, cache_key, move_aside, parquet_bytes
 
 ORDER_SCHEMA = pa.schema(
@@ -36,11 +37,23 @@ ARTIFACT_VERSION = 1  # bump when the same inputs would give other order bytes
 
 
 class ArrangementKey(NamedTuple):
-    """Which arrangement: a data volume, a `grid.permutation` name and a seed."""
+    """Which arrangement: a data volume, a `grid.permutation` name, a seed and the grid recipe (Study A) that
+    chooses the volume's items, if any."""
 
     volume: int
     permutation: str
     seed: int
+    recipe: str | None = None
+
+    @property
+    def recipe_name(self) -> str | None:
+        """The recipe preset that picks the items (`curated-640`), or None: a nested subset of the pool."""
+        return None if self.recipe is None else grid_recipe_name(self.recipe, self.volume)
+
+
+def arrangement_key_of(factors: TrialFactors) -> ArrangementKey:
+    """The arrangement a trial trains on (models share it)."""
+    return ArrangementKey(factors.volume, factors.permutation, factors.seed, factors.recipe)
 
 
 @dataclass(frozen=True)

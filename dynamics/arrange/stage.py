@@ -23,7 +23,8 @@ from dynamics.arrange.faiss_search import faiss_distances
 from dynamics.arrange.orders import OrderInputs, ScoredInputs, permutation
 from dynamics.arrange.progress import progress_bar
 from dynamics.arrange.similarity import Scores, distances, weighted_similarity_distance
-from dynamics.config import ArrangeConfig
+from dynamics.config import ArrangeConfig, named_recipe
+from dynamics.data.recipes import apply_recipe
 from dynamics.data.volume import sample_volume
 from dynamics.io import table_digest
 
@@ -69,9 +70,19 @@ def _whole_pool_tma_first(
     """(`keys` with a whole-pool TMA arrangement first, whether there is one); only when MD is exact products."""
     if settings.md_search == "exact":
         for position, key in enumerate(keys):
-            if key.volume == pool_rows and permutation(key.permutation).scores_itself:
+            whole_pool = key.volume == pool_rows and key.recipe is None  # a recipe may pick fewer than its N
+            if whole_pool and permutation(key.permutation).scores_itself:
                 return [keys[position], *keys[:position], *keys[position + 1 :]], True
     return keys, False
+
+
+def training_subset(train_pool: pa.Table, key: ArrangementKey) -> pa.Table:
+    """The items an arrangement orders, in id order: the key's recipe applied to the pool (a seeded prefix per
+    category and of the synthetic pool), or the nested volume subset."""
+    if key.recipe_name is None:
+        return sample_volume(train_pool, key.volume, key.seed)
+    chosen = apply_recipe(train_pool, named_recipe(key.recipe_name), key.seed)
+    return chosen.take(pc.sort_indices(chosen, sort_keys=[("id", "ascending")]))
 
 
 def build_arrangements(
@@ -97,7 +108,7 @@ def build_arrangements(
             "volume": key.volume,
             "ordering": key.permutation,  # the artifact's own key since version 1: renaming it changes every hash
             "seed": key.seed,
-        }
+        } | ({} if key.recipe is None else {"recipe": key.recipe_name})  # absent without one: older keys hold
 
     refs = {key: read_cached(describe(key), root) for key in wanted}
     missing = [key for key, ref in refs.items() if ref is None]
@@ -116,7 +127,7 @@ def build_arrangements(
     pool = _PoolDistances(train_vectors, test_vectors, settings)
     ordered, fuse_first = _whole_pool_tma_first(missing, train_pool.num_rows, settings)
     for position, key in enumerate(progress_bar(ordered, "arrangements", "order")):
-        subset = sample_volume(train_pool, key.volume, key.seed)  # id order
+        subset = training_subset(train_pool, key)  # id order
         ids, tasks = subset.column("id").to_pylist(), subset.column("task").to_pylist()
         rows = np.array([row_of_id[i] for i in ids], dtype=np.int64)
         # The whole pool is the id-ordered pool itself: no 1.5 GB copy at a million rows.
@@ -133,9 +144,7 @@ def build_arrangements(
             ordered_items = named.arrange(
                 ScoredInputs(ids, tasks, train_rows, test_vectors, key.seed, settings, scores=scores)
             )
-        table = order_table(
-            ids, tasks, scores.ad, scores.md, scores.wsd, ordered_items.positions, ordered_items.rounds
-        )
+        table = order_table(ids, tasks, scores.ad, scores.md, scores.wsd, ordered_items.positions, ordered_items.rounds)
         derived = {"w_min": float(scores.w_min), "w_avg": float(scores.w_avg), **round_stats(ordered_items.rounds)}
         refs[key] = write_arrangement(table, describe(key), root, derived)
     log.info("arranged %d orders in %.1f s", len(missing), time.perf_counter() - started)

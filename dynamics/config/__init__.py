@@ -1,11 +1,13 @@
 """Typed, validated sweep configuration (pure schema: this package imports no stage).
 
-    from dynamics.config import load_config, parse_overrides
-    config = load_config("experiments/configs/offline.yaml", parse_overrides(["train.lr=1e-4"]))
+from dynamics.config import load_config, parse_overrides
+config = load_config("experiments/configs/offline.yaml", parse_overrides(["train.lr=1e-4"]))
 """
 
 from dynamics.config.builtin_model import BuiltinModelConfig
 from dynamics.config.data import (
+    FIXED_RECIPES,
+    RECIPE_FAMILIES,
     RECIPE_NAMES,
     STUDY_A_CAPS,
     SYNTHETIC,
@@ -13,6 +15,8 @@ from dynamics.config.data import (
     EvalSourceConfig,
     Recipe,
     SampleConfig,
+    check_grid_recipe,
+    grid_recipe_name,
     named_recipe,
 )
 from dynamics.config.errors import ConfigError
@@ -42,7 +46,9 @@ from dynamics.config.schema import (
 )
 
 __all__ = [
+    "FIXED_RECIPES",
     "GRID_FACTORS",
+    "RECIPE_FAMILIES",
     "RECIPE_NAMES",
     "STUDY_A_CAPS",
     "SYNTHETIC",
@@ -70,6 +76,8 @@ __all__ = [
     "TrainOverrides",
     "TrialFactors",
     "load_config",
+    "check_grid_recipe",
+    "grid_recipe_name",
     "named_recipe",
     "parse_config",
     "parse_overrides",

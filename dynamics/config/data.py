@@ -40,6 +40,11 @@ class Recipe(Section):
     synthetic: int = Field(0, ge=0, description=f"Examples drawn from the synthetic pool (category '{SYNTHETIC}').")
     caps: dict[str, int] = Field({}, description="Most examples per category; the budget they free goes to the rest.")
     categories: list[str] | None = Field(None, description="Categories to draw from; null = every one present.")
+    caps_need_categories: bool = Field(
+        True,
+        description="A cap on a category the data lacks is an error (a typo); Study A's presets set false, so their "
+        "DoIT caps apply to DoIT's abilities and leave other data's categories alone.",
+    )
 
     @field_validator("curated_total", mode="before")
     @classmethod
@@ -72,14 +77,32 @@ class Recipe(Section):
 _SIZED: dict[str, Callable[[int], Recipe]] = {
     "curated": lambda n: Recipe(curated_total=n),
     "synthetic": lambda n: Recipe(synthetic=n),
-    "mix": lambda n: Recipe(curated_total="all", caps=dict(STUDY_A_CAPS), synthetic=n),
+    "mix": lambda n: Recipe(curated_total="all", caps=dict(STUDY_A_CAPS), synthetic=n, caps_need_categories=False),
 }
 _FIXED: dict[str, Callable[[], Recipe]] = {
     "baseline": lambda: Recipe(curated_total=10000),
-    "reconstruct": lambda: Recipe(curated_total=10000, caps=dict(STUDY_A_CAPS)),
-    "maximum": lambda: Recipe(curated_total="all", caps=dict(STUDY_A_CAPS)),
+    "reconstruct": lambda: Recipe(curated_total=10000, caps=dict(STUDY_A_CAPS), caps_need_categories=False),
+    "maximum": lambda: Recipe(curated_total="all", caps=dict(STUDY_A_CAPS), caps_need_categories=False),
 }
 RECIPE_NAMES = (*(f"{prefix}-N" for prefix in _SIZED), *_FIXED)
+RECIPE_FAMILIES = tuple(_SIZED)  # a grid recipe that takes its N from grid.volume
+FIXED_RECIPES = tuple(_FIXED)  # a grid recipe whose size is its own
+
+
+def grid_recipe_name(recipe: str, volume: int) -> str:
+    """The preset a grid point names: a family with the point's volume (`curated` + 640 → `curated-640`), or a
+    fixed recipe as it is (`reconstruct`)."""
+    return f"{recipe}-{volume}" if recipe in RECIPE_FAMILIES else recipe
+
+
+def check_grid_recipe(recipe: str) -> str:
+    """`recipe` if a grid can name it (a family or a fixed preset), else ValueError listing both kinds."""
+    if recipe in RECIPE_FAMILIES or recipe in FIXED_RECIPES:
+        return recipe
+    raise ValueError(
+        f"unknown grid recipe {recipe!r}: a family sized by grid.volume ({', '.join(RECIPE_FAMILIES)}) or a fixed "
+        f"recipe ({', '.join(FIXED_RECIPES)})"
+    )
 
 
 def named_recipe(name: str) -> Recipe:

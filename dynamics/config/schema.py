@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dynamics.config.base import Section
 from dynamics.config.builtin_model import BuiltinModelConfig
-from dynamics.config.data import DataConfig
+from dynamics.config.data import RECIPE_FAMILIES, DataConfig, check_grid_recipe, grid_recipe_name
 from dynamics.config.evaluate import EvaluateConfig
 from dynamics.config.paths import ExpandedPath, ExpandedUri
 from dynamics.names import did_you_mean
@@ -251,29 +251,53 @@ class TrackingConfig(Section):
 class TrialFactors(Section):
     """One grid point: the factors that make one trial differ from another (named here and only here)."""
 
-    volume: int = Field(..., ge=1, description="Training examples (a nested subset of the pool).")
+    recipe: str | None = Field(
+        None,
+        description="Study A's data recipe: a family sized by `volume` (curated, synthetic, mix) or a fixed one "
+        "(baseline, reconstruct, maximum; `volume` is then the size it gives); null = a nested subset of the pool.",
+    )
+    volume: int = Field(..., ge=1, description="Training examples (a nested subset of the pool), or a family's N.")
     model: str = Field(..., description="A key of `models`.")
     permutation: str = Field(..., description="The order the training examples are given in (a registered name).")
     seed: int = Field(..., description="Seed of data sampling and random orders.")
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> TrialFactors:
-        """The factors of a trial read back from its MLflow params (strings)."""
-        return cls.model_validate({name: params[name] for name in GRID_FACTORS})
+        """The factors of a trial read back from its MLflow params (strings; a run logged before `recipe` was a
+        factor, or without one, reads as recipe None)."""
+        values = {name: params[name] for name in GRID_FACTORS if name != "recipe"}
+        recipe = params.get("recipe")
+        return cls.model_validate(values | {"recipe": None if recipe in (None, "None", "") else recipe})
+
+    @property
+    def recipe_name(self) -> str | None:
+        """The recipe preset this trial trains on (`curated-640`, `reconstruct`), or None."""
+        return None if self.recipe is None else grid_recipe_name(self.recipe, self.volume)
 
 
-GRID_FACTORS = tuple(TrialFactors.model_fields)  # ("volume", "model", "permutation", "seed")
+GRID_FACTORS = tuple(TrialFactors.model_fields)  # ("recipe", "volume", "model", "permutation", "seed")
 
 
 class GridConfig(Section):
-    """The sweep: one trial per combination of the factors' values (the fields are `GRID_FACTORS`)."""
+    """The sweep: one trial per combination of the factors' values (the fields are `GRID_FACTORS`, then what
+    planning resolves). With `recipe`, a family (curated-N, synthetic-N, mix-N) takes every `volume` as its N and
+    a fixed recipe is one point of its own size, so one sweep holds curated and synthetic at every volume."""
 
+    recipe: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Study A recipes: families sized by `volume` (curated, synthetic, mix) and fixed ones "
+        "(baseline, reconstruct, maximum); null = volumes are nested subsets of the pool.",
+    )
     volume: list[int | Literal["all"]] = Field(
         [160, 640], min_length=1, description="Training examples per trial (nested subsets); 'all' = the whole pool."
     )
     model: list[str] = Field(["tiny-0.5m", "tiny-2m"], min_length=1, description="Keys of `models`.")
     permutation: list[str] = Field(["nft", "fft", "rt"], min_length=1, description="Registered orders.")
     seed: list[int] = Field([0], min_length=1, description="Seeds for sampling and random orders.")
+    recipe_sizes: dict[str, int] = Field(
+        {}, description="Set by planning: the training examples each fixed recipe gives (the smallest seed's)."
+    )
 
     @field_validator("volume")
     @classmethod
@@ -282,20 +306,58 @@ class GridConfig(Section):
             raise ValueError("volumes must be >= 1")
         return volumes
 
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipes(cls, recipes: list[str] | None) -> list[str] | None:
+        if recipes is not None:
+            for recipe in recipes:
+                check_grid_recipe(recipe)
+            if len(set(recipes)) != len(recipes):
+                raise ValueError(f"recipes repeat: {recipes}")
+        return recipes
+
+    @model_validator(mode="after")
+    def _families_sized(self) -> GridConfig:
+        if any(recipe in RECIPE_FAMILIES for recipe in self.recipe or []) and "all" in self.volume:
+            raise ValueError("volume 'all' cannot size a recipe family (curated-all?): use the fixed recipe 'maximum'")
+        return self
+
     def values(self) -> dict[str, list]:
-        """factor → its values, in `GRID_FACTORS` order."""
-        return {factor: list(getattr(self, factor)) for factor in GRID_FACTORS}
+        """factor → its values, in `GRID_FACTORS` order (recipe [None] without recipes)."""
+        values = {factor: list(getattr(self, factor)) for factor in GRID_FACTORS if factor != "recipe"}
+        return {"recipe": list(self.recipe or [None])} | values
+
+    def described(self) -> dict[str, list]:
+        """The factors a person set, for titles and params: `values` without an unset recipe."""
+        values = self.values()
+        return values if self.recipe is not None else {k: v for k, v in values.items() if k != "recipe"}
+
+    def raw_points(self) -> list[dict]:
+        """Every grid point as a mapping, volumes as written ('all'; a fixed recipe's size once planning set it,
+        else None); the last factor varies fastest."""
+        values = self.values()
+        rest = [values[factor] for factor in GRID_FACTORS[2:]]
+        heads = []
+        for recipe in values["recipe"]:
+            if recipe is None or recipe in RECIPE_FAMILIES:
+                heads += [(recipe, volume) for volume in values["volume"]]
+            else:
+                heads.append((recipe, self.recipe_sizes.get(recipe)))
+        return [
+            dict(zip(GRID_FACTORS, (*head, *point), strict=True))
+            for head in heads
+            for point in itertools.product(*rest)
+        ]
 
     def points(self) -> list[TrialFactors]:
-        """Every grid point (volumes must be resolved to integers first); the last factor varies fastest."""
-        values = self.values()
-        if any(not isinstance(volume, int) for volume in values["volume"]):
-            raise ValueError("grid.volume still holds 'all': resolve volumes against the pool first")
-        points = itertools.product(*values.values())
-        return [TrialFactors(**dict(zip(GRID_FACTORS, point, strict=True))) for point in points]
+        """Every grid point (volumes and fixed recipes' sizes must be resolved first)."""
+        points = self.raw_points()
+        if any(not isinstance(point["volume"], int) for point in points):
+            raise ValueError("grid.volume still holds 'all' or an unsized fixed recipe: resolve against the pool first")
+        return [TrialFactors(**point) for point in points]
 
 
-if tuple(GridConfig.model_fields) != GRID_FACTORS:
+if tuple(GridConfig.model_fields)[: len(GRID_FACTORS)] != GRID_FACTORS:
     raise TypeError("GridConfig must hold one list per trial factor, in the order of TrialFactors")
 
 
@@ -321,6 +383,10 @@ class SweepConfig(Section):
 
     @model_validator(mode="after")
     def _grid_refers(self) -> SweepConfig:
+        if self.grid.recipe is not None and self.data.recipe is not None:
+            raise ValueError(
+                "grid.recipe and data.recipe both choose the training examples: keep one (grid.recipe sweeps recipes)"
+            )
         for model_key in self.grid.model:
             if model_key not in self.models:
                 hint = did_you_mean(model_key, self.models)

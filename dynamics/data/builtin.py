@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from dynamics.config import SYNTHETIC  # the stand-in's task and category: DoIT's pool has no ability labels
 from dynamics.data import builtin_tasks as gen
 from dynamics.data.schema import to_table
 from dynamics.ids import stable_seed
@@ -361,12 +362,53 @@ def _check_count(name: str, value: int) -> None:
         raise ValueError(f"generate_builtin: {name} must be an integer of at least 1, got {value!r}")
 
 
+def synthetic_rows(count: int, seed: int, tasks: Sequence[TaskSpec] = TASKS) -> list[dict]:
+    """`count` rows of a built-in stand-in for DoIT's synthetic pool: drawn from the training tasks with Zipf
+    weights (the k-th task in registry order weighted 1/k), so a few abilities dominate and others are barely
+    covered, as in machine-written data, and labelled `synthetic` (no ability), as DoIT's pool is."""
+    train = [spec for spec in tasks if spec.split == "train"]
+    weights = [1 / (rank + 1) for rank in range(len(train))]
+    rng = random.Random(task_seed(seed, SYNTHETIC))
+    rows = []
+    for k in range(count):
+        spec = rng.choices(train, weights)[0]
+        text, reply = spec.generate(rng)
+        rows.append(
+            _row(
+                f"{SOURCE}/{SYNTHETIC}/{k:05d}",
+                SYNTHETIC,
+                SYNTHETIC,
+                "train",
+                f"{rng.choice(spec.phrasings)}\n{text}",
+                [reply],
+                reply,
+            )
+        )
+    return rows
+
+
+def _row(row_id: str, task: str, category: str, split: str, user: str, references: list[str], reply: str) -> dict:
+    return {
+        "id": row_id,
+        "source": SOURCE,
+        "task": task,
+        "category": category,
+        "split": split,
+        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": reply}],
+        "references": references,
+        "answer": reply,
+        "choices": None,
+        "question_format": 0,
+    }
+
+
 def generate_builtin(
-    per_train_task: int, per_test_task: int, seed: int, *, tasks: Sequence[TaskSpec] = TASKS
+    per_train_task: int, per_test_task: int, seed: int, *, tasks: Sequence[TaskSpec] = TASKS, synthetic: int = 0
 ) -> pa.Table:
     """Rows for every task in canonical schema, ordered by task (registry order) then example index.
 
     `tasks` defaults to the registry; passing a subset or a reordering keeps each task's rows unchanged.
+    `synthetic` rows of the synthetic stand-in (`synthetic_rows`) follow, for Study A's curated-vs-synthetic sweeps.
     """
     _check_count("per_train_task", per_train_task)
     _check_count("per_test_task", per_test_task)
@@ -376,21 +418,8 @@ def generate_builtin(
         count = per_train_task if spec.split == "train" else per_test_task
         for k, (user, reply) in enumerate(task_examples(spec, count, seed)):
             extra = spec.alternatives(reply) if spec.alternatives else ()
+            references = list(dict.fromkeys((reply, *extra)))
             rows.append(
-                {
-                    "id": f"{SOURCE}/{spec.name}/{k:05d}",
-                    "source": SOURCE,
-                    "task": spec.name,
-                    "category": spec.category,
-                    "split": spec.split,
-                    "messages": [
-                        {"role": "user", "content": user},
-                        {"role": "assistant", "content": reply},
-                    ],
-                    "references": list(dict.fromkeys((reply, *extra))),
-                    "answer": reply,
-                    "choices": None,
-                    "question_format": 0,
-                }
+                _row(f"{SOURCE}/{spec.name}/{k:05d}", spec.name, spec.category, spec.split, user, references, reply)
             )
-    return to_table(rows, origin=SOURCE)
+    return to_table(rows + synthetic_rows(synthetic, seed, tasks), origin=SOURCE)

@@ -51,14 +51,17 @@ def recipe_counts(available: Mapping[str, int], recipe: Recipe) -> dict[str, int
     present = sorted(group for group in available if group != SYNTHETIC)
     wanted: dict[str, int] = {}
     if recipe.curated_total not in (None, 0):
-        unknown = sorted(set(recipe.categories or []) - set(present)) + sorted(set(recipe.caps) - set(present))
+        caps = (
+            recipe.caps if recipe.caps_need_categories else {a: cap for a, cap in recipe.caps.items() if a in present}
+        )
+        unknown = sorted(set(recipe.categories or []) - set(present)) + sorted(set(caps) - set(present))
         if unknown:
             raise DataError(f"recipe: category {unknown[0]!r} has no training rows; present: {present}")
         categories = recipe.categories or present
         if recipe.curated_total == "all":
-            wanted = {a: min(available[a], recipe.caps.get(a, available[a])) for a in categories}
+            wanted = {a: min(available[a], caps.get(a, available[a])) for a in categories}
         else:
-            wanted = _even_shares(int(recipe.curated_total), categories, recipe.caps)  # type: ignore[arg-type]
+            wanted = _even_shares(int(recipe.curated_total), categories, caps)  # type: ignore[arg-type]
     if recipe.synthetic:
         if not available.get(SYNTHETIC):
             raise DataError(

@@ -152,7 +152,7 @@ def _run_sweep(config: SweepConfig, origin: str, resume: bool) -> SweepResult:
     try:
         started_ray = start_ray(worker_env, study.num_cpus)
         threads_before = threads_now()
-        grid = config.grid.values()
+        grid = config.grid.described()
         if existing is None:
             sweep_run = start_sweep_run(
                 study.tracking_uri,

@@ -9,13 +9,12 @@ the training loop logs (`dynamics.train.throughput`), so a measured MFU can be f
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dynamics.config import GRID_FACTORS, ModelConfig, SweepConfig, TrialFactors
+from dynamics.config import ModelConfig, SweepConfig, TrialFactors
 from dynamics.sweep.payload import trial_name
 from dynamics.train.sharding import StepPlan
 from dynamics.train.throughput import peak_flops_per_device
@@ -187,17 +186,16 @@ def estimate(config: SweepConfig, facts: DataFacts, mfu: float, device: str) -> 
         key: peak_flops_per_device(device, config.train_for(key).precision, config.train_for(key).peak_tflops)
         for key in config.grid.model
     }
-    values = config.grid.values()
-    values["volume"] = [facts.pool_size.value if volume == "all" else volume for volume in values["volume"]]
     trials = []
-    for point in itertools.product(*values.values()):
-        factors = dict(zip(GRID_FACTORS, point, strict=True))
+    for factors in config.grid.raw_points():
+        if factors["volume"] == "all":
+            factors["volume"] = facts.pool_size.value
         key, volume = factors["model"], factors["volume"]
         train, scaling = config.train_for(key), config.scaling_for(key)
         gpus = scaling.num_workers * scaling.gpus_per_worker if scaling.use_gpu else 0.0
         shape = trial_shape(scaling, train)
         if volume is None:
-            name = trial_name(factors | {"volume": "all"})
+            name = trial_name(factors | {"volume": "?" if factors["recipe"] else "all"})
             trials.append(TrialEstimate(name, None, shape, gpus, None, None, None, None))
             continue
         volume = int(volume)
@@ -243,7 +241,7 @@ def render(
     config: SweepConfig, trials: Sequence[TrialEstimate], basis: dict, facts: DataFacts, mfu: float, device: str
 ) -> str:
     """The dry run's report: the table, the totals, every assumption."""
-    grid = " × ".join(f"{factor} [{', '.join(map(str, values))}]" for factor, values in config.grid.values().items())
+    grid = " × ".join(f"{factor} [{', '.join(map(str, values))}]" for factor, values in config.grid.described().items())
     lines = [f"sweep {config.name}: {_trials(len(trials))} ({grid}); nothing started", ""]
     header = ("trial", "resources per trial", "steps", "train tokens", "GPU-hours")
     rows = [

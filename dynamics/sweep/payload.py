@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dynamics.arrange.artifact import ArrangementKey, ArrangementRef
-from dynamics.config import SweepConfig, TrialFactors
+from dynamics.arrange.artifact import ArrangementKey, ArrangementRef, arrangement_key_of
+from dynamics.config import RECIPE_FAMILIES, SweepConfig, TrialFactors
 from dynamics.io import table_from_parquet_bytes
 from dynamics.models import ModelSource
 from dynamics.tracking import TrackedRun
@@ -42,8 +42,14 @@ def trial_name(factors: TrialFactors | Mapping[str, object]) -> str:
     """The child run's name, read as its factors in the MLflow UI: `n=2560 model=7b perm=nft seed=1` (a
     mapping: factors not yet resolved, such as a volume of 'all' in a dry run)."""
     named = factors.model_dump() if isinstance(factors, TrialFactors) else factors
-    return f"n={named['volume']} model={named['model']} perm={named['permutation']} seed={named['seed']}"
-
+    recipe = named.get("recipe")
+    if recipe is None:
+        data = f"n={named['volume']}"
+    elif recipe in RECIPE_FAMILIES:
+        data = f"{recipe}-{named['volume']}"
+    else:
+        data = f"{recipe} n={named['volume']}"
+    return f"{data} model={named['model']} perm={named['permutation']} seed={named['seed']}"
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ class SweepPayload:
         """The spec of the trial at grid point `factors`."""
         config = self.config
         data = self.replicates[factors.seed]
-        shipped = self.arrangements[ArrangementKey(factors.volume, factors.permutation, factors.seed)]
+        shipped = self.arrangements[arrangement_key_of(factors)]
         order_ids = table_from_parquet_bytes(shipped.order).column("id")
         rows = pc.index_in(order_ids, value_set=data.train_pool.column("id"))
         if rows.null_count:

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from dynamics.arrange.artifact import ArrangementKey
+import pyarrow as pa
+
+from dynamics.arrange.artifact import ArrangementKey, arrangement_key_of
 from dynamics.arrange.orders import permutation
-from dynamics.config import ConfigError, DataConfig, EvalSourceConfig, SweepConfig, TrialFactors
+from dynamics.config import (
+    FIXED_RECIPES,
+    ConfigError,
+    DataConfig,
+    EvalSourceConfig,
+    SweepConfig,
+    TrialFactors,
+    grid_recipe_name,
+    named_recipe,
+)
 from dynamics.data.formats import FORMATS
 from dynamics.data.problems import DataError
+from dynamics.data.recipes import recipe_counts
+from dynamics.data.sampling import groups_of
 from dynamics.evaluate.metrics import METRICS
 from dynamics.registry import UnknownName
 from dynamics.text.templates import TEMPLATES
@@ -87,8 +100,12 @@ def _metric_problems(config: SweepConfig) -> list[tuple[str, str]]:
     return problems
 
 
-def resolve_volumes(config: SweepConfig, pool_size: int) -> SweepConfig:
-    """'all' becomes the pool size; a volume larger than the pool is an error naming both numbers."""
+def resolve_volumes(config: SweepConfig, pool_size: int, pools: Sequence[pa.Table] = ()) -> SweepConfig:
+    """'all' becomes the pool size; a volume larger than the pool is an error naming both numbers. With grid
+    recipes, every recipe is checked against each seed's training `pools` (a synthetic family without synthetic
+    rows fails here, before any Ray work) and each fixed recipe gets its size: the smallest over the pools."""
+    if config.grid.recipe is not None:
+        return _resolve_recipes(config, pools)
     volumes = [pool_size if volume == "all" else volume for volume in config.grid.volume]
     too_large = [volume for volume in volumes if volume > pool_size]
     if too_large:
@@ -100,6 +117,23 @@ def resolve_volumes(config: SweepConfig, pool_size: int) -> SweepConfig:
     return config.model_copy(update={"grid": grid})
 
 
+def _resolve_recipes(config: SweepConfig, pools: Sequence[pa.Table]) -> SweepConfig:
+    available = [{group: len(rows) for group, rows in groups_of(pool, "category", "train").items()} for pool in pools]
+    sizes: dict[str, int] = {}
+    for recipe in config.grid.recipe or []:
+        name = grid_recipe_name(recipe, min(v for v in config.grid.volume if isinstance(v, int)))
+        try:
+            counts = [sum(recipe_counts(groups, named_recipe(name)).values()) for groups in available]
+        except DataError as error:
+            raise DataError(f"grid.recipe: {recipe!r}: {error}") from None
+        if recipe in FIXED_RECIPES:
+            if min(counts) == 0:
+                raise DataError(f"grid.recipe: {recipe!r} selects no training examples of '{config.data.source}'")
+            sizes[recipe] = min(counts)
+    grid = config.grid.model_copy(update={"recipe_sizes": sizes})
+    return config.model_copy(update={"grid": grid})
+
+
 def trial_table(config: SweepConfig) -> list[TrialFactors]:
     """One row per trial (volumes resolved first)."""
     return config.grid.points()
@@ -107,7 +141,7 @@ def trial_table(config: SweepConfig) -> list[TrialFactors]:
 
 def arrangements_needed(trials: Sequence[TrialFactors]) -> list[ArrangementKey]:
     """The arrangements the trials train on, each once (models share them), in the trials' order."""
-    keys = (ArrangementKey(trial.volume, trial.permutation, trial.seed) for trial in trials)
+    keys = (arrangement_key_of(trial) for trial in trials)
     return list(dict.fromkeys(keys))
 
 
@@ -137,8 +171,8 @@ def seed_repeats(
     for trial in sorted(trials, key=lambda factors: factors.seed):
         if trial.model not in free_models:
             continue
-        order = order_digests[ArrangementKey(trial.volume, trial.permutation, trial.seed)]
-        signature = (trial.model, trial.volume, trial.permutation, id(data_of_seed[trial.seed]), order)
+        order = order_digests[arrangement_key_of(trial)]
+        signature = (trial.model, trial.recipe, trial.volume, trial.permutation, id(data_of_seed[trial.seed]), order)
         if signature in first:
             repeats[trial] = first[signature]
         else:

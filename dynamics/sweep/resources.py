@@ -86,7 +86,7 @@ def _fitted_by_default(config: SweepConfig) -> list[ScalingConfig]:
 
 def grid_size(config: SweepConfig) -> int:
     """Trials in the grid (before seed repeats are dropped: an upper bound on what runs)."""
-    return math.prod(len(values) for values in config.grid.values().values())
+    return len(config.grid.raw_points())
 
 
 def wanted_at_once(config: SweepConfig) -> int:

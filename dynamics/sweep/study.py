@@ -143,7 +143,8 @@ def prepare(config: SweepConfig, origin: str = "<config>") -> PreparedStudy:
     replicates = _shared({seed: _load_replicate(config, seed, workdir, origin) for seed in config.grid.seed})
     first = replicates[config.grid.seed[0]]
     # 'all' is the smallest seed's pool (per-task sampling may leave seeds different counts): every seed trains it
-    config = resolve_volumes(config, min(replicate.train_pool.num_rows for replicate in replicates.values()))
+    pools = [replicate.train_pool for replicate in _distinct_pools(replicates)]
+    config = resolve_volumes(config, min(pool.num_rows for pool in pools), pools)
     models = {key: materialise(key, config.models[key], workdir) for key in config.grid.model}
     truncation: tuple[str, ...] = ()
     for seed, replicate in _distinct(replicates).items():
@@ -220,3 +221,8 @@ def _distinct(replicates: dict[int, Replicate]) -> dict[int, Replicate]:
         digests = (table_digest(replicate.test), *(table_digest(rows) for _, rows in replicate.eval_sets))
         seen.setdefault(digests, seed)
     return {seed: replicates[seed] for seed in seen.values()}
+
+
+def _distinct_pools(replicates: dict[int, Replicate]) -> list[Replicate]:
+    """Each distinct replicate once (seeds whose data are the same bytes share one object, `_shared`)."""
+    return list({id(replicate): replicate for replicate in replicates.values()}.values())

@@ -64,10 +64,10 @@ def test_whole_pool_tma_yields_the_same_scores_as_a_scoring_pass(tmp_path: Path,
     assert scoring_passes == [1]
     for volume in (pool, 60):
         for ordering in ("nft", "fft"):
-            key = (volume, ordering, 0)
+            key = ArrangementKey(volume, ordering, 0)
             assert Path(fused[key].order_path).read_bytes() == Path(alone[key].order_path).read_bytes(), key
-    tma_rows = _order(fused, (pool, "tma_min", 0))
-    nft_rows = _order(fused, (pool, "nft", 0))
+    tma_rows = _order(fused, ArrangementKey(pool, "tma_min", 0))
+    nft_rows = _order(fused, ArrangementKey(pool, "nft", 0))
     md_of = dict(zip(nft_rows["id"], nft_rows["md"], strict=True))
     assert sorted(tma_rows["id"]) == sorted(nft_rows["id"])
     assert all(md_of[item] == md for item, md in zip(tma_rows["id"], tma_rows["md"], strict=True))
@@ -75,8 +75,10 @@ def test_whole_pool_tma_yields_the_same_scores_as_a_scoring_pass(tmp_path: Path,
 
 def test_tma_artifact_records_round_statistics(tmp_path: Path) -> None:
     refs, pool = _arrange(tmp_path, ["tma_min_max"])
-    rows = _order(refs, (pool, "tma_min_max", 0))
-    derived = json.loads((Path(refs[(pool, "tma_min_max", 0)].folder) / "arrangement.json").read_text())["derived"]
+    rows = _order(refs, ArrangementKey(pool, "tma_min_max", 0))
+    derived = json.loads((Path(refs[ArrangementKey(pool, "tma_min_max", 0)].folder) / "arrangement.json").read_text())[
+        "derived"
+    ]
     sizes = np.bincount(np.asarray(rows["round"]))
     assert derived["tma_rounds"] == np.count_nonzero(sizes) == len(set(rows["round"]))
     assert derived["tma_round_size_max"] == sizes.max()
@@ -85,27 +87,33 @@ def test_tma_artifact_records_round_statistics(tmp_path: Path) -> None:
 
 def test_tma_rounds_setting_keeps_those_rounds_and_a_suffix_wins(tmp_path: Path) -> None:
     refs, pool = _arrange(tmp_path, ["tma_min", "tma_min[1:3]"], tma_rounds=[0, 2])
-    assert set(_order(refs, (pool, "tma_min", 0))["round"]) == {0, 1}
-    assert set(_order(refs, (pool, "tma_min[1:3]", 0))["round"]) == {1, 2}
+    assert set(_order(refs, ArrangementKey(pool, "tma_min", 0))["round"]) == {0, 1}
+    assert set(_order(refs, ArrangementKey(pool, "tma_min[1:3]", 0))["round"]) == {1, 2}
 
 
 def test_faiss_md_search_agrees_with_exact_products(tmp_path: Path) -> None:
     exact, pool = _arrange(tmp_path / "exact", ["nft", "tma_max"])
     faiss, _ = _arrange(tmp_path / "faiss", ["nft", "tma_max"], md_search="faiss")
     for volume in (pool, 60):
-        by_exact, by_faiss = _order(exact, (volume, "nft", 0)), _order(faiss, (volume, "nft", 0))
+        by_exact, by_faiss = (
+            _order(exact, ArrangementKey(volume, "nft", 0)),
+            _order(faiss, ArrangementKey(volume, "nft", 0)),
+        )
         md_exact = dict(zip(by_exact["id"], by_exact["md"], strict=True))
         assert sorted(by_exact["id"]) == sorted(by_faiss["id"])
         assert max(abs(md_exact[i] - md) for i, md in zip(by_faiss["id"], by_faiss["md"], strict=True)) < 1e-6
         # TMA never uses MD, so its order is the same whichever way MD was computed.
-        assert _order(exact, (volume, "tma_max", 0))["id"] == _order(faiss, (volume, "tma_max", 0))["id"]
+        assert (
+            _order(exact, ArrangementKey(volume, "tma_max", 0))["id"]
+            == _order(faiss, ArrangementKey(volume, "tma_max", 0))["id"]
+        )
 
 
 def test_a_damaged_arrangement_is_rebuilt_by_the_stage_and_the_rest_are_hits(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, _ = _arrange(tmp_path, ["nft", "fft"])
-    damaged_key = (60, "fft", 0)
+    damaged_key = ArrangementKey(60, "fft", 0)
     order = Path(first[damaged_key].order_path)
     written = {key: Path(ref.order_path).read_bytes() for key, ref in first.items()}
     order.write_bytes(order.read_bytes()[:-20])

@@ -19,9 +19,11 @@ def test_named_presets_are_the_studys_settings() -> None:
     assert named_recipe("curated-640") == Recipe(curated_total=640)
     assert named_recipe("baseline") == named_recipe("curated-10000")
     assert named_recipe("synthetic-160") == Recipe(curated_total=None, synthetic=160)
-    assert named_recipe("reconstruct") == Recipe(curated_total=10000, caps=STUDY_A_CAPS)
-    assert named_recipe("maximum") == Recipe(curated_total="all", caps=STUDY_A_CAPS)
-    assert named_recipe("mix-2560") == Recipe(curated_total="all", caps=STUDY_A_CAPS, synthetic=2560)
+    assert named_recipe("reconstruct") == Recipe(curated_total=10000, caps=STUDY_A_CAPS, caps_need_categories=False)
+    assert named_recipe("maximum") == Recipe(curated_total="all", caps=STUDY_A_CAPS, caps_need_categories=False)
+    assert named_recipe("mix-2560") == Recipe(
+        curated_total="all", caps=STUDY_A_CAPS, synthetic=2560, caps_need_categories=False
+    )
     assert STUDY_A_CAPS == {"ethics": 64, "role_play": 64, "creative_writing": 1000}
 
 

@@ -244,7 +244,14 @@ def test_synthetic_without_synthetic_rows_is_an_error() -> None:
 
 def test_cap_or_category_without_rows_is_an_error() -> None:
     with pytest.raises(DataError, match=r"category 'creative_writing' has no training rows; present: \['math'\]"):
-        apply_recipe(table_of({"math": 5}), named_recipe("reconstruct"), 0)
+        apply_recipe(table_of({"math": 5}), Recipe(curated_total=4, caps={"creative_writing": 3}), 0)
+
+
+def test_a_presets_doit_caps_leave_other_categories_alone() -> None:
+    chosen = apply_recipe(table_of({"math": 5, "logic": 70}, test=0, valid=0), named_recipe("maximum"), 0)
+    assert chosen.num_rows == 75  # no DoIT ability present: the ethics/role_play/creative_writing caps bind nothing
+    chosen = apply_recipe(table_of({"ethics": 80, "logic": 70}, test=0, valid=0), named_recipe("maximum"), 0)
+    assert chosen.num_rows == 64 + 70  # the ethics cap still binds where ethics is present
     with pytest.raises(DataError, match="category 'code' has no training rows"):
         apply_recipe(table_of({"math": 5}), Recipe(curated_total=4, categories=["code"]), 0)
 

@@ -42,7 +42,7 @@ def test_a_grid_point_becomes_a_trial_with_its_items_in_arrangement_order() -> N
     assert spec.name == trial_name(factors) == "n=3 model=tiny-2m perm=nft seed=0"
     assert spec.arranged.column("id").to_pylist() == ["item-4", "item-0", "item-2"]
     assert [m[0]["content"] for m in spec.arranged.column("messages").to_pylist()] == ["q4", "q0", "q2"]
-    assert {k: spec.params[k] for k in ("volume", "model", "permutation", "seed")} == factors.model_dump()
+    assert {k: spec.params[k] for k in ("recipe", "volume", "model", "permutation", "seed")} == factors.model_dump()
     assert spec.params["arrangement_size"] == 3 and spec.params["arrangement_w_avg"] == 0.5
     assert spec.params["num_parameters"] == 1234
     assert spec.tags["arrangement_hash"] == "f" * 64 and spec.sweep_run.run_id == "parent"

@@ -105,5 +105,5 @@ def test_the_trial_table_is_the_grid_and_arrangements_are_shared_by_models() -> 
 
 
 def test_a_grid_with_all_still_in_it_has_no_trial_table() -> None:
-    with pytest.raises(ValueError, match="resolve volumes"):
+    with pytest.raises(ValueError, match="resolve against the pool"):
         trial_table(load_config(OFFLINE, {"grid.volume": ["all"]}))
