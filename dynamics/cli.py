@@ -79,7 +79,7 @@ def _overrides(pairs: list[str], lenient: bool = False) -> dict[str, object]:
 
 
 def _config(args: argparse.Namespace) -> SweepConfig:
-    return load_config(args.config, _overrides(args.set, args.lenient))
+    return load_config(args.config, _overrides(args.set, args.lenient), offline=getattr(args, "offline", False))
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -275,6 +275,9 @@ def _config_arguments(parser: argparse.ArgumentParser, positional: bool = False)
         parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="a sweep config (YAML)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
     parser.add_argument("--lenient", action="store_true", help="skip bad data rows and report each one")
+    parser.add_argument(
+        "--offline", action="store_true", help="run the config's offline variant (its `offline:` keys)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from dynamics.config.data import (
     check_grid_recipe,
     grid_recipe_name,
     named_recipe,
+    sized_recipe,
 )
 from dynamics.config.errors import ConfigError
 from dynamics.config.evaluate import (
@@ -79,6 +80,7 @@ __all__ = [
     "check_grid_recipe",
     "grid_recipe_name",
     "named_recipe",
+    "sized_recipe",
     "parse_config",
     "parse_overrides",
 ]

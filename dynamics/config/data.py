@@ -95,13 +95,21 @@ def grid_recipe_name(recipe: str, volume: int) -> str:
     return f"{recipe}-{volume}" if recipe in RECIPE_FAMILIES else recipe
 
 
+def sized_recipe(recipe: str) -> tuple[str, int] | None:
+    """(family, N) of a sized preset written out (`synthetic-40960`), else None."""
+    match = re.fullmatch(r"([a-z]+)-([1-9][0-9]*)", recipe)
+    if match and match.group(1) in RECIPE_FAMILIES:
+        return match.group(1), int(match.group(2))
+    return None
+
+
 def check_grid_recipe(recipe: str) -> str:
-    """`recipe` if a grid can name it (a family or a fixed preset), else ValueError listing both kinds."""
-    if recipe in RECIPE_FAMILIES or recipe in FIXED_RECIPES:
+    """`recipe` if a grid can name it (a family, a sized preset or a fixed one), else ValueError listing them."""
+    if recipe in RECIPE_FAMILIES or recipe in FIXED_RECIPES or sized_recipe(recipe):
         return recipe
     raise ValueError(
-        f"unknown grid recipe {recipe!r}: a family sized by grid.volume ({', '.join(RECIPE_FAMILIES)}) or a fixed "
-        f"recipe ({', '.join(FIXED_RECIPES)})"
+        f"unknown grid recipe {recipe!r}: a family sized by grid.volume ({', '.join(RECIPE_FAMILIES)}), one preset "
+        f"of a family with its own size (synthetic-40960), or a fixed recipe ({', '.join(FIXED_RECIPES)})"
     )
 
 

@@ -70,8 +70,13 @@ def parse_config(raw: dict[str, Any], origin: str = "<config>") -> SweepConfig:
         raise ConfigError("\n".join(lines)) from None
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
-    """Read a YAML config file, apply dotted-key overrides ({"train.lr": 1e-4}) and validate."""
+OFFLINE_KEY = "offline"  # a config's offline variant: dotted keys set over it, as `--set` does
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, offline: bool = False) -> SweepConfig:
+    """Read a YAML config file, apply dotted-key overrides ({"train.lr": 1e-4}) and validate. With `offline`, the
+    file's `offline:` mapping (its offline variant: the same experiment on built-in data and tiny models) is set
+    first, key by key, then the overrides; without it that mapping is left out."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -84,9 +89,17 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Sw
         raw = {}
     if not isinstance(raw, dict):  # before the overrides, which need a mapping to write into
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    variant = raw.pop(OFFLINE_KEY, None)
+    origin = str(path)
+    if offline:
+        if not isinstance(variant, dict) or not variant:
+            raise ConfigError(f"{path}: --offline: the config has no '{OFFLINE_KEY}:' mapping (its offline variant)")
+        origin = f"{path} (offline variant)"
+        for dotted, value in variant.items():
+            _set_dotted(raw, str(dotted), value, origin=f"{origin}: key '{OFFLINE_KEY}'")
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value, origin=str(path))
-    return parse_config(raw, origin=str(path))
+    return parse_config(raw, origin=origin)
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, origin: str) -> None:

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dynamics.config.base import Section
 from dynamics.config.builtin_model import BuiltinModelConfig
-from dynamics.config.data import RECIPE_FAMILIES, DataConfig, check_grid_recipe, grid_recipe_name
+from dynamics.config.data import RECIPE_FAMILIES, DataConfig, check_grid_recipe, grid_recipe_name, sized_recipe
 from dynamics.config.evaluate import EvaluateConfig
 from dynamics.config.paths import ExpandedPath, ExpandedUri
 from dynamics.names import did_you_mean
@@ -286,8 +286,8 @@ class GridConfig(Section):
     recipe: list[str] | None = Field(
         None,
         min_length=1,
-        description="Study A recipes: families sized by `volume` (curated, synthetic, mix) and fixed ones "
-        "(baseline, reconstruct, maximum); null = volumes are nested subsets of the pool.",
+        description="Study A recipes: families sized by `volume` (curated, synthetic, mix), single presets of a "
+        "family (synthetic-40960) and fixed ones (baseline, reconstruct, maximum); null = nested subsets of the pool.",
     )
     volume: list[int | Literal["all"]] = Field(
         [160, 640], min_length=1, description="Training examples per trial (nested subsets); 'all' = the whole pool."
@@ -337,12 +337,15 @@ class GridConfig(Section):
         else None); the last factor varies fastest."""
         values = self.values()
         rest = [values[factor] for factor in GRID_FACTORS[2:]]
-        heads = []
+        heads: list[tuple] = []
         for recipe in values["recipe"]:
             if recipe is None or recipe in RECIPE_FAMILIES:
                 heads += [(recipe, volume) for volume in values["volume"]]
+            elif sized_recipe(recipe):
+                heads.append(sized_recipe(recipe))  # one point of a family: synthetic-40960 beyond the volumes
             else:
                 heads.append((recipe, self.recipe_sizes.get(recipe)))
+        heads = list(dict.fromkeys(heads))  # synthetic + volume 640 and synthetic-640 are one point
         return [
             dict(zip(GRID_FACTORS, (*head, *point), strict=True))
             for head in heads

@@ -23,6 +23,7 @@ from dynamics.config import (
     TrialFactors,
     grid_recipe_name,
     named_recipe,
+    sized_recipe,
 )
 from dynamics.data.formats import FORMATS
 from dynamics.data.problems import DataError
@@ -121,7 +122,11 @@ def _resolve_recipes(config: SweepConfig, pools: Sequence[pa.Table]) -> SweepCon
     available = [{group: len(rows) for group, rows in groups_of(pool, "category", "train").items()} for pool in pools]
     sizes: dict[str, int] = {}
     for recipe in config.grid.recipe or []:
-        name = grid_recipe_name(recipe, min(v for v in config.grid.volume if isinstance(v, int)))
+        name = (
+            recipe
+            if sized_recipe(recipe)
+            else grid_recipe_name(recipe, min(v for v in config.grid.volume if v != "all"))
+        )
         try:
             counts = [sum(recipe_counts(groups, named_recipe(name)).values()) for groups in available]
         except DataError as error:

@@ -73,7 +73,9 @@ def test_the_estimate_is_six_n_tokens_plus_two_n_evaluated_over_mfu_and_peak() -
 
 
 def test_a_study_config_whose_data_is_elsewhere_still_gets_its_table(tmp_path: Path) -> None:
-    config = load_config(CONFIGS / "study_b_niv2_similarity.yaml", {"data.path": str(tmp_path / "absent")})
+    config = load_config(
+        CONFIGS / "study_b_niv2_similarity.yaml", {"data.path": str(tmp_path / "absent"), "grid.seed": [0]}
+    )
     text = dry_run(config, assume_pool=15_000)
     assert "n=15000 model=llama2-7b perm=nft seed=0" in text and "8 workers × {CPU 8, GPU 1}" in text
     assert "data not read on this machine" in text and "15.0k training examples, --assume-pool" in text

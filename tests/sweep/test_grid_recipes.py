@@ -36,9 +36,17 @@ def _config(tmp_path: Path, **overrides: object):
 
 
 def test_families_take_every_volume_and_a_fixed_recipe_is_one_point() -> None:
-    grid = GridConfig(recipe=["curated", "synthetic", "reconstruct"], volume=[10, 40], model=["m"], seed=[0])
+    recipes = ["curated", "synthetic", "synthetic-40", "synthetic-40960", "reconstruct"]
+    grid = GridConfig(recipe=recipes, volume=[10, 40], model=["m"], seed=[0])
     heads = [(point["recipe"], point["volume"]) for point in grid.raw_points() if point["permutation"] == "nft"]
-    assert heads == [("curated", 10), ("curated", 40), ("synthetic", 10), ("synthetic", 40), ("reconstruct", None)]
+    assert heads == [
+        ("curated", 10),
+        ("curated", 40),
+        ("synthetic", 10),
+        ("synthetic", 40),  # synthetic-40 is this point already
+        ("synthetic", 40960),  # a family's point beyond the grid's volumes
+        ("reconstruct", None),
+    ]
     with pytest.raises(ValueError, match="resolve against the pool"):
         grid.points()  # reconstruct's size is the pool's to say
 
@@ -47,7 +55,8 @@ def test_families_take_every_volume_and_a_fixed_recipe_is_one_point() -> None:
     ("grid", "message"),
     [
         ({"recipe": ["curated", "synthtic"]}, "unknown grid recipe 'synthtic'"),
-        ({"recipe": ["curated-640"]}, "unknown grid recipe 'curated-640'"),
+        ({"recipe": ["curated-x"]}, "unknown grid recipe 'curated-x'"),
+        ({"recipe": ["cured-640"]}, "unknown grid recipe 'cured-640'"),
         ({"recipe": ["curated"], "volume": [10, "all"]}, "use the fixed recipe 'maximum'"),
         ({"recipe": ["curated", "curated"]}, "recipes repeat"),
     ],
