@@ -4,7 +4,7 @@ config's data, `config show` prints the resolved config with what each field mea
 
     dynamics sweep --config experiments/configs/offline.yaml
     dynamics arrange --config experiments/configs/offline.yaml
-    dynamics report --config experiments/configs/offline.yaml --parent-run <run id>
+    dynamics report offline-study --config experiments/configs/offline.yaml   (a sweep name or parent run id)
     dynamics evaluate --config experiments/configs/offline.yaml --run <trial run id> --metrics rouge_l exact_match
     dynamics data inspect experiments/configs/offline.yaml
     dynamics config show experiments/configs/offline.yaml
@@ -94,7 +94,7 @@ def _sweep(args: argparse.Namespace) -> int:
         print(dry_run(config, args.mfu, args.device, args.assume_pool, args.assume_tokens))
         return 0
     refuse_if_busy(Path(config.workdir).expanduser().resolve())  # the same: a busy workdir refused in a second
-    from dynamics.report import format_table
+    from dynamics.report import format_table, report_lines
     from dynamics.sweep.driver import run_sweep
 
     result = run_sweep(config, origin=str(args.config), resume=args.resume)
@@ -113,7 +113,8 @@ def _sweep(args: argparse.Namespace) -> int:
         return 1
     print(f"sweep finished: {result.num_trials} trials ({result.failed_trials} failed) in {result.wall_s:.0f} s")
     print(f"parent run: {result.parent_run_id}  tracking: {result.tracking_uri}")
-    print(f"figure: {result.summary['figure']}")
+    for line in report_lines(result.summary):
+        print(line)
     print(f"open the UI: mlflow ui --host 127.0.0.1 --backend-store-uri {result.tracking_uri}")
     print(f"early-phase {result.summary['metric']} (mean over the first third of steps; ± 95% interval over seeds):")
     for line in format_table(result.summary["early_phase"]):
@@ -148,15 +149,51 @@ def _arrange(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_run_id(tracking_uri: str, experiment: str, args: argparse.Namespace, default_name: str) -> str:
+    """The parent run `dynamics report` reads: `--parent-run` as given, else the positional sweep (a sweep name
+    in the config's experiment, else a run id), else the config's sweep name."""
+    from dynamics.tracking import client_for, find_sweep_run
+
+    if args.parent_run is not None and args.sweep not in (None, args.parent_run):
+        raise ConfigError(f"report: sweep {args.sweep!r} and --parent-run {args.parent_run!r} name two runs; give one")
+    if args.parent_run is not None:
+        return args.parent_run
+    target = args.sweep or default_name
+    found = find_sweep_run(tracking_uri, experiment, target)
+    if found is not None:
+        return found.info.run_id
+    if args.sweep is not None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client_for(tracking_uri).get_run(target).info.run_id
+        except MlflowException:
+            pass
+    raise ConfigError(
+        f"report: no sweep named {target!r} in experiment {experiment!r} of {tracking_uri}, and no run with that id"
+    )
+
+
 def _report(args: argparse.Namespace) -> int:
-    from dynamics.report import report_sweep
+    from dynamics.report import NothingToReport, format_table, report_lines, report_sweep
     from dynamics.tracking import TrackedRun, resolve_tracking_uri
 
     config = _config(args)
     workdir = Path(config.workdir).resolve()
-    sweep = TrackedRun(resolve_tracking_uri(config.tracking.uri, workdir), args.parent_run)
-    summary = report_sweep(sweep, workdir / "report" / args.parent_run)
-    print(json.dumps(summary, indent=1))
+    tracking_uri = resolve_tracking_uri(config.tracking.uri, workdir)
+    run_id = _sweep_run_id(tracking_uri, config.tracking.experiment, args, config.name)
+    try:
+        summary = report_sweep(TrackedRun(tracking_uri, run_id), workdir / "report" / run_id)
+    except NothingToReport as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 1
+    print(f"sweep run: {run_id}  tracking: {tracking_uri}")
+    for line in report_lines(summary):
+        print(line)
+    if summary["early_phase"]:
+        print(f"early-phase {summary['metric']} (mean over the first third of steps; ± 95% interval over seeds):")
+        for line in format_table(summary["early_phase"]):
+            print(f"  {line}")
     return 0
 
 
@@ -293,7 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=summary, description=summary, names=keys)
         _config_arguments(command)
         if name == "report":
-            command.add_argument("--parent-run", required=True, help="MLflow run id of the sweep")
+            command.add_argument(
+                "sweep", nargs="?", help="the sweep: its name (default: the config's `name`) or its parent run id"
+            )
+            command.add_argument("--parent-run", help="MLflow run id of the sweep (the same as giving it as `sweep`)")
         if name == "sweep":
             command.add_argument(
                 "--resume",

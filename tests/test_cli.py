@@ -9,6 +9,7 @@ import pytest
 from dynamics.arrange.orders import ORDERS
 from dynamics.cli import main
 from dynamics.data.formats import FORMATS
+from dynamics.report import FIGURES
 from dynamics.text.templates import TEMPLATES
 
 OFFLINE = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "offline.yaml"
@@ -28,7 +29,8 @@ def test_top_level_help_lists_every_registered_name(capsys: pytest.CaptureFixtur
     assert f"data.source: {', '.join(FORMATS.names())}" in text
     assert f"train.template: {', '.join(TEMPLATES.names())}" in text
     assert f"grid.permutation: {', '.join(ORDERS.names())}" in text
-    assert "tma_min[0:5]" in text and "figures: test_loss_vs_step" in text
+    assert "tma_min[0:5]" in text and f"figures: {', '.join(FIGURES.names())}" in text
+    assert "test_loss_vs_step" in FIGURES.names() and "ability_vs_volume" in FIGURES.names()
 
 
 @pytest.mark.parametrize(
@@ -90,3 +92,27 @@ def test_evaluate_scores_a_named_set_under_its_prefix(tmp_path, capsys, no_ray):
     assert len([key for key in scores if key.startswith("ood_loss/task/")]) == 11  # one item of each test task
     assert main([*argv, "--eval-set", "valid"]) == 2
     assert "--eval-set 'valid': not one of" in capsys.readouterr().err
+
+
+def test_report_takes_the_sweep_by_name_or_run_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dynamics.tracking import default_tracking_uri, start_sweep_run, start_trial_run
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    sweep = start_sweep_run(default_tracking_uri(workdir), "dynamics-offline", "offline-study", {})
+    factors = {"volume": 160, "model": "m", "permutation": "nft", "seed": 0}
+    trial = start_trial_run(sweep, "n=160 model=m perm=nft seed=0", factors)
+    for step in (0, 2):
+        trial.log_metric("test_loss/macro", 2.0 - step / 10, step=step)
+    trial.finish()
+    config = ["--config", str(OFFLINE), "--set", f"workdir={workdir}"]
+    for sweep_args in (["offline-study"], [sweep.run_id], [], ["--parent-run", sweep.run_id]):
+        assert main(["report", *sweep_args, *config]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        figures = [line.split(": ", 1) for line in lines if line.startswith("figure ")]
+        assert [name for name, _ in figures] == ["figure test_loss_vs_step"]
+        assert all(Path(path).stat().st_size > 10_000 for _, path in figures)
+        assert any(line.startswith("  160 examples model=m perm=nft: ") for line in lines)
+    assert main(["report", "no-such-sweep", *config]) == 2
+    assert "no sweep named 'no-such-sweep' in experiment 'dynamics-offline'" in capsys.readouterr().err
+    assert main(["report", "offline-study", "--parent-run", "0" * 32, *config]) == 2

@@ -89,7 +89,7 @@ def test_early_phase_table_is_the_store_early_means(sweep: TrackedRun, tmp_path:
         seeds = sorted(seed for permutation, seed in found if permutation == row["permutation"])
         early = [np.mean([found[(row["permutation"], s)][step] for step in STEPS if step <= 10 / 3]) for s in seeds]
         mean, low, high = t_interval(early)
-        assert row["seeds"] == len(seeds) == (2 if row["permutation"] == "fft" else 3)
+        assert row["seeds"] == len(seeds) == (2 if row["permutation"] == "fft" else 3) and row["recipe"] is None
         assert row["early_mean_test_loss"] == pytest.approx(mean)
         assert (row["early_mean_test_loss_ci95_low"], row["early_mean_test_loss_ci95_high"]) == pytest.approx(
             (low, high)

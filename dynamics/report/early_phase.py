@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from dynamics.report.curves import Curve, by_cell
+from dynamics.report.curves import Curve, by_cell, data_label
 from dynamics.report.intervals import mean_interval
 
 EARLY_FRACTION = 1 / 3
@@ -21,19 +21,20 @@ def early_mean(curve: Curve) -> float | None:
 
 
 def early_phase_table(curves: Sequence[Curve]) -> list[dict]:
-    """Per volume × model × permutation: each seed's early-phase mean test loss, and their mean ± 95% interval.
+    """Per cell (recipe × volume × model × permutation): each seed's early-phase mean test loss, and their
+    mean ± 95% interval.
 
     This reports what the runs show; a cell whose interval overlaps another's does not order them.
     """
     rows = []
-    for (volume, model, permutation), group in by_cell(curves).items():
+    for cell, group in by_cell(curves).items():
         per_seed = {c.factors.seed: early_mean(c) for c in group}
         measured = [value for value in per_seed.values() if value is not None]
         if not measured:
             continue
         interval = mean_interval(measured)
         rows.append(
-            {"volume": volume, "model": model, "permutation": permutation}
+            cell._asdict()
             | interval.as_record("early_mean_test_loss")
             | {"per_seed": {str(seed): value for seed, value in per_seed.items() if value is not None}}
         )
@@ -41,13 +42,13 @@ def early_phase_table(curves: Sequence[Curve]) -> list[dict]:
 
 
 def format_table(rows: Sequence[dict]) -> list[str]:
-    """The table as terminal lines: `volume model permutation  mean ± half-width (n seeds)`."""
+    """The table as terminal lines: `data model permutation: mean ± half-width (n seeds)`."""
     lines = []
     for row in rows:
         low, high = row["early_mean_test_loss_ci95_low"], row["early_mean_test_loss_ci95_high"]
         spread = "" if low is None else f" ± {(high - low) / 2:.4f} (95% CI [{low:.4f}, {high:.4f}])"
         lines.append(
-            f"n={row['volume']} model={row['model']} perm={row['permutation']}: "
+            f"{data_label(row.get('recipe'), row['volume'])} model={row['model']} perm={row['permutation']}: "
             f"{row['early_mean_test_loss']:.4f}{spread} over {row['seeds']} seed{'s' if row['seeds'] != 1 else ''}"
         )
     return lines
