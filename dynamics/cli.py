@@ -115,7 +115,12 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"parent run: {result.parent_run_id}  tracking: {result.tracking_uri}")
     for line in report_lines(result.summary):
         print(line)
-    print(f"open the UI: mlflow ui --host 127.0.0.1 --backend-store-uri {result.tracking_uri}")
+    from dynamics.tracking import TrackedRun, ui_link
+
+    experiment = TrackedRun(result.tracking_uri, result.parent_run_id).get().info.experiment_id
+    if not result.tracking_uri.startswith(("http://", "https://")):
+        print(f"open the UI: mlflow ui --host 127.0.0.1 --backend-store-uri {result.tracking_uri}")
+    print(f"the sweep's runs: {ui_link(result.tracking_uri, experiment)}")
     print(f"early-phase {result.summary['metric']} (mean over the first third of steps; ± 95% interval over seeds):")
     for line in format_table(result.summary["early_phase"]):
         print(f"  {line}")
@@ -312,9 +317,7 @@ def _config_arguments(parser: argparse.ArgumentParser, positional: bool = False)
         parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="a sweep config (YAML)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
     parser.add_argument("--lenient", action="store_true", help="skip bad data rows and report each one")
-    parser.add_argument(
-        "--offline", action="store_true", help="run the config's offline variant (its `offline:` keys)"
-    )
+    parser.add_argument("--offline", action="store_true", help="run the config's offline variant (its `offline:` keys)")
 
 
 def build_parser() -> argparse.ArgumentParser:

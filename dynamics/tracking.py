@@ -289,3 +289,17 @@ class MetricBuffer:
         for start in range(0, len(self._pending), MAX_BATCH):
             self._run.client.log_batch(self._run.run_id, metrics=self._pending[start : start + MAX_BATCH])
         self._pending.clear()
+
+
+UI_PORT = 5000  # `mlflow ui`'s default port
+# MLflow 3's UI opens an experiment on its GenAI overview of traces unless this asks for the training view.
+UI_VIEW = "workflowType=machine_learning"
+
+
+def ui_link(tracking_uri: str, experiment: str) -> str:
+    """Where a person sees experiment `experiment`'s runs: the tracking server's own page, or for a local store
+    what `mlflow ui --host 127.0.0.1` serves; opened on the runs, not on the GenAI overview."""
+    base = (
+        tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{UI_PORT}"
+    )
+    return f"{base}/#/experiments/{experiment}?{UI_VIEW}"

@@ -79,6 +79,7 @@ def test_screenshots_of_a_small_sweep(tmp_path: Path) -> None:
             assert picture.convert("RGB").getcolors(maxcolors=32) is None, f"{name} has under 32 colours: blank?"
     assert not (out / "error.png").exists()
     said = {line.partition(":")[0]: line for line in result.stdout.splitlines()}
+    assert "the sweep's link lands on the runs table" in said["02_runs.png"], result.stdout
     assert "3 of 3 child runs in sight" in said["04_runs_expanded.png"], result.stdout
     assert "['fft', 'nft', 'rt']" in said["05_runs_grouped.png"], result.stdout
     for order in ORDERS:

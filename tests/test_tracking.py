@@ -163,3 +163,15 @@ def test_processes_opening_a_fresh_store_at_once_all_succeed_and_leave_it_usable
         runs = client.search_runs([experiment.experiment_id])
         assert len(runs) == racers and {run.info.status for run in runs} == {"FINISHED"}
         assert Path(uri.removeprefix("sqlite:///")).with_name("mlflow.db.lock").exists()
+
+
+def test_the_ui_link_opens_the_experiments_runs_not_the_genai_overview() -> None:
+    from dynamics.tracking import ui_link
+
+    # mlflow ui on 127.0.0.1 for a local store; the server itself for a tracking server
+    assert ui_link("sqlite:///runs/offline/mlflow.db", "1") == (
+        "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
+    )
+    assert ui_link("http://mlflow.internal:5000/", "7") == (
+        "http://mlflow.internal:5000/#/experiments/7?workflowType=machine_learning"
+    )

@@ -17,7 +17,7 @@ downloads a driver here: both paths are passed to it.
 
 Writes, in --out:
     01_landing.png         what opening `#/experiments/<id>` shows a new user
-    02_runs.png            the runs table (after the sidebar's "Model training" switch when it landed on GenAI)
+    02_runs.png            the runs table, opened by the link the sweep prints (`?workflowType=machine_learning`)
     03_chart_collapsed.png the Chart view with the parent run still collapsed
     04_runs_expanded.png   the parent expanded: its trials as child rows
     05_runs_grouped.png    the runs grouped by the tag --group-by
@@ -51,6 +51,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dynamics.tracking import ui_link
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STORE = ROOT / "runs" / "offline" / "mlflow.db"
@@ -367,9 +369,13 @@ def walk(page: Page, base: str, experiment: Experiment, group_by: str, metric: s
     path = page.shot("01_landing.png")
     seen.note(f"{path.name}: lands on {'the GenAI overview of traces' if genai else 'its runs'} ({landed})")
 
-    # 2. The runs: through the sidebar's "Model training" switch when it landed on GenAI.
+    # 2. The runs: the link the sweep prints (and the README gives) asks for the training view.
     page.tidy()
-    if genai:
+    link = ui_link(f"{base}/", experiment.experiment_id)  # the server's own page, as for a tracking server
+    chrome.get(link)
+    page.settle()
+    on_runs = not any(part in chrome.current_url for part in ("workflowType=genai", "/overview", "/traces"))
+    if not on_runs:  # the sidebar's switch, as a user who typed the plain address would
         switch = page.until("the sidebar's 'Model training' switch", lambda: page.with_text("Model training"))
         switch[0].click()
     page.until("the runs table", lambda: page.visible(EXPAND_BUTTON) or run_links())
@@ -377,7 +383,7 @@ def walk(page: Page, base: str, experiment: Experiment, group_by: str, metric: s
     page.settle()
     path = page.shot("02_runs.png")
     seen.note(
-        f"{path.name}: {'after clicking Model training, ' if genai else ''}the runs table, "
+        f"{path.name}: the sweep's link {'lands on the runs table' if on_runs else 'still lands on GenAI'}, "
         f"{len(run_links() & set(children))} of {len(children)} child runs in sight ({chrome.current_url})"
     )
 
