@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from dynamics.config import ModelConfig, SweepConfig, TrialFactors
+import pyarrow as pa
+
+from dynamics.config import ModelConfig, SweepConfig, TrialFactors, grid_recipe_name, named_recipe, sized_recipe
+from dynamics.data.problems import DataError
 from dynamics.sweep.payload import trial_name
 from dynamics.train.sharding import StepPlan
 from dynamics.train.throughput import peak_flops_per_device
@@ -41,6 +44,7 @@ class DataFacts:
     train_tokens: dict[str, Count]  # model key → mean tokens of a training example (after truncation)
     test_tokens: dict[str, Count]
     unread: str | None = None  # why the data could not be read here, when it could not
+    recipe_items: dict[str, Count] = field(default_factory=dict)  # grid recipe preset → examples it trains on
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def data_facts(config: SweepConfig, assume_pool: int | None = None, assume_token
         pool = Count(assume_pool, "--assume-pool") if assume_pool else Count(None, "unknown: pass --assume-pool")
         tokens = {key: _assumed_tokens(config, key, assume_tokens) for key in config.grid.model}
         unknown = Count(None, "unknown: their cost is left out")
-        return DataFacts(pool, unknown, tokens, tokens, unread=unread)
+        return DataFacts(pool, unknown, tokens, tokens, unread=unread, recipe_items=_nominal_recipe_items(config))
     train, test = split_of(loaded.table, "train"), split_of(loaded.table, "test")
     source = f"data source '{config.data.source}'"
     train_tokens, test_tokens = {}, {}
@@ -115,7 +119,42 @@ def data_facts(config: SweepConfig, assume_pool: int | None = None, assume_token
         Count(test.num_rows, f"measured: {source}"),
         train_tokens,
         test_tokens,
+        recipe_items=_measured_recipe_items(config, train, source),
     )
+
+
+def _grid_recipes(config: SweepConfig) -> list[str]:
+    """The recipe presets the grid's points train on (`curated-640`, `reconstruct`), each once."""
+    names = (grid_recipe_name(p["recipe"], p["volume"]) for p in config.grid.raw_points() if p["recipe"] is not None)
+    return list(dict.fromkeys(names))
+
+
+def _measured_recipe_items(config: SweepConfig, train: pa.Table, source: str) -> dict[str, Count]:
+    """Examples each grid recipe takes from the loaded training split (what its trials train on)."""
+    from dynamics.data.recipes import recipe_counts
+    from dynamics.data.sampling import groups_of
+
+    available = {group: len(rows) for group, rows in groups_of(train, "category", "train").items()}
+    items = {}
+    for name in _grid_recipes(config):
+        try:
+            items[name] = Count(sum(recipe_counts(available, named_recipe(name)).values()), f"measured: {source}")
+        except DataError as error:
+            items[name] = Count(None, f"unknown: {error}")
+    return items
+
+
+def _nominal_recipe_items(config: SweepConfig) -> dict[str, Count]:
+    """Each grid recipe's size from its name alone, where the name fixes it (curated-N, synthetic-N: N; baseline,
+    reconstruct: their 10,000 budget, an upper bound); maximum and mix-N need the pools' sizes."""
+    items = {}
+    for name in _grid_recipes(config):
+        recipe = named_recipe(name)
+        if isinstance(recipe.curated_total, int) or recipe.curated_total is None:
+            items[name] = Count((recipe.curated_total or 0) + recipe.synthetic, "assumed: the recipe's budget")
+        else:
+            items[name] = Count(None, "unknown: needs the pools' sizes")
+    return items
 
 
 def _not_here(config: SweepConfig) -> str | None:
@@ -190,18 +229,22 @@ def estimate(config: SweepConfig, facts: DataFacts, mfu: float, device: str) -> 
     for factors in config.grid.raw_points():
         if factors["volume"] == "all":
             factors["volume"] = facts.pool_size.value
-        key, volume = factors["model"], factors["volume"]
+        key, volume, recipe = factors["model"], factors["volume"], factors["recipe"]
+        items = volume  # the examples a trial trains on: a recipe's own count (mix-N is maximum plus N)
+        if recipe is not None:
+            items = facts.recipe_items[grid_recipe_name(recipe, volume) if volume else recipe].value
+            volume = items if volume is None else volume  # a fixed recipe's volume is its size
         train, scaling = config.train_for(key), config.scaling_for(key)
         gpus = scaling.num_workers * scaling.gpus_per_worker if scaling.use_gpu else 0.0
         shape = trial_shape(scaling, train)
-        if volume is None:
-            name = trial_name(factors | {"volume": "?" if factors["recipe"] else "all"})
+        if volume is None or items is None:
+            name = trial_name(factors | {"volume": volume or ("?" if recipe else "all")})
             trials.append(TrialEstimate(name, None, shape, gpus, None, None, None, None))
             continue
-        volume = int(volume)
-        plan = StepPlan.of(train, volume, scaling.num_workers, 0, factors["seed"])  # the steps the loop takes
+        volume, items = int(volume), int(items)
+        plan = StepPlan.of(train, items, scaling.num_workers, 0, factors["seed"])  # the steps the loop takes
         steps = plan.total_steps
-        train_tokens = (volume - plan.dropped_per_epoch) * train.epochs * (facts.train_tokens[key].value or 0.0)
+        train_tokens = (items - plan.dropped_per_epoch) * train.epochs * (facts.train_tokens[key].value or 0.0)
         flops = gpu_hours = None
         n = parameters[key].value
         if n is not None:
@@ -276,6 +319,10 @@ def render(
         lines.append(f"  {key}: {_si(count.value, 2)} parameters, {count.origin}; peak {peak_text}")
         lines.append(f"    {_si(tokens.value)} tokens per training example, {tokens.origin}")
     lines.append(f"  pool: {_si(facts.pool_size.value)} training examples, {facts.pool_size.origin}")
+    for name, count in facts.recipe_items.items():
+        sized = sized_recipe(name)
+        if sized is None or sized[0] == "mix" or count.value != sized[1]:  # what the name alone does not say
+            lines.append(f"  recipe {name}: {_si(count.value)} training examples, {count.origin}")
     lines.append(
         f"  evaluation: {_si(facts.test_items.value)} test items, {facts.test_items.origin}; decoding is bound by "
         "memory, so its FLOPs understate its time"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from dynamics.arrange.artifact import ArrangementKey
 from dynamics.arrange.stage import build_arrangements
 from dynamics.config import load_config
 from dynamics.data.schema import split_of
@@ -51,16 +52,16 @@ def test_same_config_and_seed_give_byte_identical_artifacts(ray_cluster, tmp_pat
 
 def test_orders_follow_wsd_and_nest_by_volume(ray_cluster, tmp_path):
     refs = _arrange(tmp_path)
-    nft = pq.read_table(refs[(80, "nft", 0)].order_path).to_pydict()
-    fft = pq.read_table(refs[(80, "fft", 0)].order_path).to_pydict()
-    rt = pq.read_table(refs[(80, "rt", 0)].order_path).to_pydict()
+    nft = pq.read_table(refs[ArrangementKey(80, "nft", 0)].order_path).to_pydict()
+    fft = pq.read_table(refs[ArrangementKey(80, "fft", 0)].order_path).to_pydict()
+    rt = pq.read_table(refs[ArrangementKey(80, "rt", 0)].order_path).to_pydict()
     assert nft["position"] == list(range(80))
     assert np.all(np.diff(np.asarray(nft["wsd"])) >= 0), "NFT is ascending WSD"
     assert fft["id"] == nft["id"][::-1], "FFT is the exact reverse of NFT"
     assert sorted(rt["id"]) == sorted(nft["id"]) and rt["id"] != nft["id"]
-    small = set(pq.read_table(refs[(40, "nft", 0)].order_path).column("id").to_pylist())
+    small = set(pq.read_table(refs[ArrangementKey(40, "nft", 0)].order_path).column("id").to_pylist())
     assert small < set(nft["id"]), "volume 40 is a subset of volume 80"
-    meta = json.loads((Path(refs[(80, "nft", 0)].folder) / "arrangement.json").read_text())
+    meta = json.loads((Path(refs[ArrangementKey(80, "nft", 0)].folder) / "arrangement.json").read_text())
     assert meta["config"]["ordering"] == "nft" and meta["config"]["volume"] == 80
     assert meta["derived"]["w_avg"] > 0
 
