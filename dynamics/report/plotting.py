@@ -17,11 +17,13 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.legend import Legend  # noqa: E402
 
 from dynamics.report.intervals import Interval  # noqa: E402
 
 BAND_PREFIX = "95% interval: "
 PERMUTATION_STYLE = {"nft": ("tab:blue", "-"), "rt": ("tab:gray", "--"), "fft": ("tab:red", ":")}
+SHARED_LEGEND_FROM = 5  # this many labels, the same in every panel, get one legend beside the panels
 MAX_LEGEND = 14  # a panel of 119 per-task lines gets no legend; its lines keep their labels in the JSON
 PANEL_SIZE = (4.2, 3.2)  # inches per panel
 MAX_COLUMNS = 6  # wider grids wrap onto more rows
@@ -99,16 +101,37 @@ class Panels:
 
     def finish(self, xlabel: str, ylabel: str, xlabels: Mapping[str, str] | None = None) -> Figure:
         """Titles, axis labels (`xlabels`: a panel's own x label by title), grids and legends; laid out."""
+        labelled = {title: axis.get_legend_handles_labels() for title, axis in self._axes.items()}
+        label_sets = {tuple(labels) for _, labels in labelled.values()}
+        # Many lines named alike in every panel (per-task curves): one legend beside the panels, not over them.
+        shared = (
+            self._legends and len(label_sets) == 1 and SHARED_LEGEND_FROM <= len(next(iter(label_sets))) <= MAX_LEGEND
+        )
         for index, (title, axis) in enumerate(self._axes.items()):
             axis.set_title(title, fontsize=10)
             axis.set_xlabel((xlabels or {}).get(title, xlabel))
             axis.grid(alpha=0.3)
             if index % self._columns == 0:
                 axis.set_ylabel(ylabel)
-            handles = axis.get_legend_handles_labels()[0]
-            if self._legends and handles and len(handles) <= MAX_LEGEND:
+            handles = labelled[title][0]
+            if self._legends and not shared and handles and len(handles) <= MAX_LEGEND:
                 axis.legend(fontsize=7)
+        if shared:
+            handles, labels = next(iter(labelled.values()))
+            legend = self.figure.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+            self.figure.tight_layout()
+            return self._with_room_for(legend)
         self.figure.tight_layout()
+        return self.figure
+
+    def _with_room_for(self, legend: Legend) -> Figure:
+        """The figure widened so a legend beside the panels is inside it (savefig keeps the figure's size)."""
+        self.figure.canvas.draw()
+        legend_width = legend.get_window_extent().width / self.figure.dpi + 0.2  # and a margin
+        width, height = self.figure.get_size_inches()
+        self.figure.set_size_inches(width + legend_width, height)
+        self.figure.subplots_adjust(right=width / (width + legend_width))
+        legend.set_bbox_to_anchor((width / (width + legend_width), 0.5))
         return self.figure
 
 
