@@ -115,10 +115,10 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"parent run: {result.parent_run_id}  tracking: {result.tracking_uri}")
     for line in report_lines(result.summary):
         print(line)
-    from dynamics.tracking import TrackedRun, ui_link
+    from dynamics.tracking import TrackedRun, is_tracking_server, ui_link
 
     experiment = TrackedRun(result.tracking_uri, result.parent_run_id).get().info.experiment_id
-    if not result.tracking_uri.startswith(("http://", "https://")):
+    if not is_tracking_server(result.tracking_uri):
         print(f"open the UI: mlflow ui --host 127.0.0.1 --backend-store-uri {result.tracking_uri}")
     print(f"the sweep's runs: {ui_link(result.tracking_uri, experiment)}")
     print(f"early-phase {result.summary['metric']} (mean over the first third of steps; ± 95% interval over seeds):")

@@ -296,10 +296,13 @@ UI_PORT = 5000  # `mlflow ui`'s default port
 UI_VIEW = "workflowType=machine_learning"
 
 
+def is_tracking_server(tracking_uri: str) -> bool:
+    """An MLflow tracking server (http/https), not a store this process opens itself."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
 def ui_link(tracking_uri: str, experiment: str) -> str:
     """Where a person sees experiment `experiment`'s runs: the tracking server's own page, or for a local store
     what `mlflow ui --host 127.0.0.1` serves; opened on the runs, not on the GenAI overview."""
-    base = (
-        tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{UI_PORT}"
-    )
+    base = tracking_uri.rstrip("/") if is_tracking_server(tracking_uri) else f"http://127.0.0.1:{UI_PORT}"
     return f"{base}/#/experiments/{experiment}?{UI_VIEW}"

@@ -1,7 +1,7 @@
 """Typed, validated sweep configuration (pure schema: this package imports no stage).
 
-from dynamics.config import load_config, parse_overrides
-config = load_config("experiments/configs/offline.yaml", parse_overrides(["train.lr=1e-4"]))
+    from dynamics.config import load_config, parse_overrides
+    config = load_config("experiments/configs/offline.yaml", parse_overrides(["train.lr=1e-4"]))
 """
 
 from dynamics.config.builtin_model import BuiltinModelConfig

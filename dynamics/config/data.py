@@ -89,9 +89,9 @@ RECIPE_FAMILIES = tuple(_SIZED)  # a grid recipe that takes its N from grid.volu
 FIXED_RECIPES = tuple(_FIXED)  # a grid recipe whose size is its own
 
 
-def grid_recipe_name(recipe: str, volume: int) -> str:
+def grid_recipe_name(recipe: str, volume: int | None) -> str:
     """The preset a grid point names: a family with the point's volume (`curated` + 640 → `curated-640`), or a
-    fixed recipe as it is (`reconstruct`)."""
+    fixed recipe as it is (`reconstruct`, whatever its volume, which planning may not have set yet)."""
     return f"{recipe}-{volume}" if recipe in RECIPE_FAMILIES else recipe
 
 

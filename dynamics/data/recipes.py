@@ -41,6 +41,11 @@ def _even_shares(total: int, categories: list[str], caps: Mapping[str, int]) -> 
     return shares
 
 
+def available_rows(table: pa.Table) -> dict[str, int]:
+    """Training rows per group (each category, and 'synthetic'): what `recipe_counts` draws from."""
+    return {group: len(rows) for group, rows in groups_of(table, "category", "train").items()}
+
+
 def recipe_counts(available: Mapping[str, int], recipe: Recipe) -> dict[str, int]:
     """Training rows to take per group (each category, and 'synthetic'), given the rows `available` per group.
 

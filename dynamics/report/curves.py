@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from mlflow.entities import Run
 
-from dynamics.config import FIXED_RECIPES, RECIPE_FAMILIES, TrialFactors
+from dynamics.config import FIXED_RECIPES, RECIPE_FAMILIES, TrialFactors, grid_recipe_name
 from dynamics.report.history import SweepHistory, finished_trials
 from dynamics.report.intervals import Interval, mean_interval
 from dynamics.tracking import TrackedRun
@@ -45,7 +45,7 @@ def data_label(recipe: str | None, volume: int) -> str:
         return f"{volume} examples"
     if recipe in FIXED_RECIPES:
         return f"{recipe} ({volume} examples)"
-    return f"{recipe}-{volume}"
+    return grid_recipe_name(recipe, volume)
 
 
 def cell_of(factors: TrialFactors) -> Cell:

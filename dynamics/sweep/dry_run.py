@@ -131,10 +131,9 @@ def _grid_recipes(config: SweepConfig) -> list[str]:
 
 def _measured_recipe_items(config: SweepConfig, train: pa.Table, source: str) -> dict[str, Count]:
     """Examples each grid recipe takes from the loaded training split (what its trials train on)."""
-    from dynamics.data.recipes import recipe_counts
-    from dynamics.data.sampling import groups_of
+    from dynamics.data.recipes import available_rows, recipe_counts
 
-    available = {group: len(rows) for group, rows in groups_of(train, "category", "train").items()}
+    available = available_rows(train)
     items = {}
     for name in _grid_recipes(config):
         try:
@@ -232,7 +231,7 @@ def estimate(config: SweepConfig, facts: DataFacts, mfu: float, device: str) -> 
         key, volume, recipe = factors["model"], factors["volume"], factors["recipe"]
         items = volume  # the examples a trial trains on: a recipe's own count (mix-N is maximum plus N)
         if recipe is not None:
-            items = facts.recipe_items[grid_recipe_name(recipe, volume) if volume else recipe].value
+            items = facts.recipe_items[grid_recipe_name(recipe, volume)].value
             volume = items if volume is None else volume  # a fixed recipe's volume is its size
         train, scaling = config.train_for(key), config.scaling_for(key)
         gpus = scaling.num_workers * scaling.gpus_per_worker if scaling.use_gpu else 0.0

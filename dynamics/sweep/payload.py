@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dynamics.arrange.artifact import ArrangementKey, ArrangementRef, arrangement_key_of
-from dynamics.config import RECIPE_FAMILIES, SweepConfig, TrialFactors
+from dynamics.config import RECIPE_FAMILIES, SweepConfig, TrialFactors, grid_recipe_name
 from dynamics.io import table_from_parquet_bytes
 from dynamics.models import ModelSource
 from dynamics.tracking import TrackedRun
@@ -46,7 +46,7 @@ def trial_name(factors: TrialFactors | Mapping[str, object]) -> str:
     if recipe is None:
         data = f"n={named['volume']}"
     elif recipe in RECIPE_FAMILIES:
-        data = f"{recipe}-{named['volume']}"
+        data = grid_recipe_name(recipe, named["volume"])
     else:
         data = f"{recipe} n={named['volume']}"
     return f"{data} model={named['model']} perm={named['permutation']} seed={named['seed']}"

@@ -27,8 +27,7 @@ from dynamics.config import (
 )
 from dynamics.data.formats import FORMATS
 from dynamics.data.problems import DataError
-from dynamics.data.recipes import recipe_counts
-from dynamics.data.sampling import groups_of
+from dynamics.data.recipes import available_rows, recipe_counts
 from dynamics.evaluate.metrics import METRICS
 from dynamics.registry import UnknownName
 from dynamics.text.templates import TEMPLATES
@@ -119,7 +118,7 @@ def resolve_volumes(config: SweepConfig, pool_size: int, pools: Sequence[pa.Tabl
 
 
 def _resolve_recipes(config: SweepConfig, pools: Sequence[pa.Table]) -> SweepConfig:
-    available = [{group: len(rows) for group, rows in groups_of(pool, "category", "train").items()} for pool in pools]
+    available = [available_rows(pool) for pool in pools]
     sizes: dict[str, int] = {}
     for recipe in config.grid.recipe or []:
         name = (

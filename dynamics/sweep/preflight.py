@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dynamics.config import ConfigError, SweepConfig
+from dynamics.tracking import is_tracking_server
 
 HEALTH_TIMEOUT_S = 5.0  # a tracking server that cannot answer /health in this long is treated as down
 MODEL_FILES = ("config.json",)
@@ -137,7 +138,7 @@ def tracking_problem(uri: str) -> str | None:
     """Why the MLflow store at `uri` cannot be used, or None: a server must answer /health within seconds."""
     if uri.startswith("sqlite:///"):
         return writable_problem("tracking.uri", Path(uri.removeprefix("sqlite:///")).parent)
-    if uri.startswith(("http://", "https://")):
+    if is_tracking_server(uri):
         health = uri.rstrip("/") + "/health"
         try:
             with urllib.request.urlopen(health, timeout=HEALTH_TIMEOUT_S) as response:
